@@ -1,0 +1,109 @@
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::repo::{self, NewToken};
+use super::{Credentials, KNOWN_SCOPES, Principal, Subject};
+use crate::error::{Error, Result};
+use crate::http::timestamp;
+
+/// Resolves an `Authorization` header to a principal, or the matching 401.
+pub async fn authenticate(pool: &PgPool, header: Option<&str>) -> Result<Principal> {
+    let token = match super::parse_authorization(header) {
+        Credentials::Anonymous => return Err(Error::Unauthorized),
+        Credentials::Invalid => return Err(Error::InvalidToken),
+        Credentials::Token(token) => token,
+    };
+    let found = repo::find_active_token(pool, &super::hash_token(token))
+        .await?
+        .ok_or(Error::InvalidToken)?;
+    let subject = match (found.organization_id, found.user_id) {
+        (Some(organization_id), _) => Subject::Organization(organization_id),
+        (None, Some(user_id)) => Subject::User(user_id),
+        (None, None) => return Err(Error::Corrupt("token without an owner".into())),
+    };
+    Ok(Principal {
+        subject,
+        scopes: found.scopes,
+        organization_ids: found.organization_ids,
+    })
+}
+
+/// A token as shown once, at creation. Only its hash is kept.
+#[derive(Debug, Serialize)]
+pub struct CreatedToken {
+    pub id: Uuid,
+    pub token: String,
+    pub scopes: Vec<String>,
+    #[serde(with = "timestamp::option")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub enum TokenOwner {
+    Organization(Uuid),
+    User(Uuid),
+}
+
+pub async fn create_token(
+    pool: &PgPool,
+    owner: TokenOwner,
+    scopes: Vec<String>,
+    expires_in_seconds: Option<i64>,
+) -> Result<CreatedToken> {
+    if let Some(unknown) = scopes.iter().find(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
+        return Err(Error::invalid_field(
+            "scopes",
+            &format!(
+                "Unknown scope {unknown:?}; known scopes: {}",
+                KNOWN_SCOPES.join(", ")
+            ),
+            serde_json::json!(scopes),
+        ));
+    }
+    let expires_at = match expires_in_seconds {
+        Some(seconds) if seconds <= 0 => {
+            return Err(Error::invalid_field(
+                "expires_in_seconds",
+                "Must be greater than 0",
+                seconds.into(),
+            ));
+        }
+        Some(seconds) => Some(Utc::now() + Duration::seconds(seconds)),
+        None => None,
+    };
+    let (prefix, organization_id, user_id) = match owner {
+        TokenOwner::Organization(id) => (super::ORGANIZATION_TOKEN_PREFIX, Some(id), None),
+        TokenOwner::User(id) => (super::PERSONAL_TOKEN_PREFIX, None, Some(id)),
+    };
+    let token = super::generate_token(prefix);
+    let id = Uuid::new_v4();
+    repo::insert_token(
+        pool,
+        NewToken {
+            id,
+            token_hash: &super::hash_token(&token),
+            organization_id,
+            user_id,
+            scopes: &scopes,
+            expires_at,
+        },
+    )
+    .await
+    .map_err(|error| match error {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            Error::NotFound(if organization_id.is_some() {
+                "Organization"
+            } else {
+                "User"
+            })
+        }
+        other => other.into(),
+    })?;
+    Ok(CreatedToken {
+        id,
+        token,
+        scopes,
+        expires_at,
+    })
+}

@@ -1,0 +1,206 @@
+//! The command line: serving, migrating, and setting up data.
+
+use clap::{Parser, Subcommand};
+use uuid::Uuid;
+
+use crate::admin::service as admin;
+use crate::auth::service::{self as tokens, TokenOwner};
+use crate::config::{DatabaseConfig, ServeConfig};
+use crate::orders::service::{self as orders, PaidOrderInput};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "refunds-server",
+    version,
+    about = "A refunds API server, wire-compatible with Polar's refunds API, on PostgreSQL"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (creates the database and applies migrations first).
+    Serve(ServeConfig),
+    /// Apply the database migrations and exit.
+    Migrate(DatabaseConfig),
+    /// Create an organization and print it as JSON.
+    CreateOrganization {
+        #[arg(long)]
+        name: String,
+        /// Defaults to the name in lowercase with dashes.
+        #[arg(long)]
+        slug: Option<String>,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
+    /// Create a user (the owner of personal access tokens) and print it as JSON.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
+    /// Make a user a member of an organization.
+    AddMember {
+        #[arg(long)]
+        user_id: Uuid,
+        #[arg(long)]
+        organization_id: Uuid,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
+    /// Create an access token and print it once; only its hash is stored.
+    CreateToken {
+        /// An organization token (polar_oat_) for this organization...
+        #[arg(long, conflicts_with = "user_id", required_unless_present = "user_id")]
+        organization_id: Option<Uuid>,
+        /// ...or a personal token (polar_pat_) for this user.
+        #[arg(long)]
+        user_id: Option<Uuid>,
+        /// Comma-separated scopes: refunds:read, refunds:write, orders:read.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "refunds:read,refunds:write"
+        )]
+        scopes: Vec<String>,
+        /// Lifetime in seconds; the token never expires when omitted.
+        #[arg(long)]
+        expires_in_seconds: Option<i64>,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
+    /// Create a customer and print it as JSON.
+    CreateCustomer {
+        #[arg(long)]
+        organization_id: Uuid,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Your own id for the customer (the external_customer_id filter).
+        #[arg(long)]
+        external_id: Option<String>,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
+    /// Create a paid order with its succeeded payment and print its id as JSON.
+    CreateOrder {
+        #[arg(long)]
+        organization_id: Uuid,
+        #[arg(long)]
+        customer_id: Uuid,
+        /// Net amount in minor units (cents).
+        #[arg(long)]
+        net_amount: i64,
+        /// Tax amount in minor units.
+        #[arg(long, default_value_t = 0)]
+        tax_amount: i64,
+        #[arg(long, default_value = "usd")]
+        currency: String,
+        /// Makes it a subscription order.
+        #[arg(long)]
+        subscription_id: Option<Uuid>,
+        /// Customer balance applied: positive for a debt added, negative for credit used.
+        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+        applied_balance_amount: i64,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    use crate::startup::connect_and_migrate;
+    match cli.command {
+        Command::Serve(config) => crate::startup::run(config).await,
+        Command::Migrate(database) => {
+            connect_and_migrate(&database).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::CreateOrganization {
+            name,
+            slug,
+            database,
+        } => {
+            let pool = connect_and_migrate(&database).await?;
+            print_json(&admin::create_organization(&pool, &name, slug.as_deref()).await?)
+        }
+        Command::CreateUser { email, database } => {
+            let pool = connect_and_migrate(&database).await?;
+            print_json(&admin::create_user(&pool, &email).await?)
+        }
+        Command::AddMember {
+            user_id,
+            organization_id,
+            database,
+        } => {
+            let pool = connect_and_migrate(&database).await?;
+            admin::add_membership(&pool, user_id, organization_id).await?;
+            print_json(&serde_json::json!({"user_id": user_id, "organization_id": organization_id}))
+        }
+        Command::CreateToken {
+            organization_id,
+            user_id,
+            scopes,
+            expires_in_seconds,
+            database,
+        } => {
+            let pool = connect_and_migrate(&database).await?;
+            let owner = match (organization_id, user_id) {
+                (Some(id), _) => TokenOwner::Organization(id),
+                (None, Some(id)) => TokenOwner::User(id),
+                (None, None) => unreachable!("clap requires one of them"),
+            };
+            print_json(&tokens::create_token(&pool, owner, scopes, expires_in_seconds).await?)
+        }
+        Command::CreateCustomer {
+            organization_id,
+            email,
+            name,
+            external_id,
+            database,
+        } => {
+            let pool = connect_and_migrate(&database).await?;
+            let customer = admin::create_customer(
+                &pool,
+                organization_id,
+                &email,
+                name.as_deref(),
+                external_id.as_deref(),
+            )
+            .await?;
+            print_json(&customer)
+        }
+        Command::CreateOrder {
+            organization_id,
+            customer_id,
+            net_amount,
+            tax_amount,
+            currency,
+            subscription_id,
+            applied_balance_amount,
+            database,
+        } => {
+            let pool = connect_and_migrate(&database).await?;
+            let input = PaidOrderInput {
+                organization_id,
+                customer_id,
+                subscription_id,
+                currency,
+                net_amount,
+                tax_amount,
+                applied_balance_amount,
+                metadata: serde_json::json!({}),
+            };
+            print_json(&orders::create_paid_order(&pool, input).await?)
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Settings read from the command line and the environment.
+
+use std::net::SocketAddr;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/refunds";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseConfig {
+    /// PostgreSQL connection URL; the database is created if it does not exist.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Most connections one server process opens to PostgreSQL.
+    #[arg(long, env = "REFUNDS_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_max_connections: u32,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeConfig {
+    /// Address and port to listen on.
+    #[arg(long, env = "REFUNDS_BIND", default_value = DEFAULT_BIND)]
+    pub bind: SocketAddr,
+    /// Seconds to let in-flight requests finish after SIGTERM or SIGINT.
+    #[arg(long, env = "REFUNDS_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    pub shutdown_timeout: u64,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+}

@@ -1,0 +1,86 @@
+//! The one error type of the server. `http::error` maps each variant to its HTTP answer.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::http::validation::ValidationIssue;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bearer token that is unknown, expired, revoked or malformed.
+    #[error("invalid access token")]
+    InvalidToken,
+    /// No credentials, or credentials of a kind this route does not accept.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The token is valid but lacks every one of these scopes.
+    #[error("insufficient scope, need one of {0:?}")]
+    InsufficientScope(&'static [&'static str]),
+
+    /// The request's shape is wrong (framework-level validation).
+    #[error("invalid request")]
+    RequestValidation(Vec<ValidationIssue>),
+    /// The request is well formed but a rule of the service rejects it.
+    #[error("request rejected by validation: {0:?}")]
+    PolarRequestValidation(Vec<ValidationIssue>),
+    /// The body is not UTF-8 text.
+    #[error("unreadable request body")]
+    UnreadableBody,
+    #[error("request body too large")]
+    PayloadTooLarge,
+
+    #[error("order {0} not found")]
+    OrderNotFound(Uuid),
+    #[error("refund amount {0} exceeds refundable amount")]
+    OverRefund(Value),
+    #[error("refunds are blocked for order {0}")]
+    RefundsBlocked(Uuid),
+    #[error("order {0} is already fully refunded")]
+    RefundedAlready(Uuid),
+    #[error("order {0} has a disputed payment")]
+    RefundDisputedPayment(Uuid),
+    #[error("subscription benefits can only be revoked upon cancellation")]
+    RevokeSubscriptionBenefitsProhibited,
+    #[error("order {0} has no succeeded payment")]
+    RefundUnknownPayment(Uuid),
+    /// A setup operation (CLI, admin API) named something that does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A setup operation would create a duplicate of something unique.
+    #[error("{0}")]
+    Conflict(String),
+
+    #[error("payment processor error: {0}")]
+    Processor(String),
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Error::DatabaseUnavailable(error)
+            }
+            other => Error::Database(other),
+        }
+    }
+}
+
+impl Error {
+    /// A single-field validation failure raised by a service, in Polar's shape.
+    pub fn invalid_field(field: &str, msg: &str, input: Value) -> Self {
+        Error::PolarRequestValidation(vec![ValidationIssue::new(
+            "value_error",
+            crate::loc!["body", field],
+            msg,
+            input,
+        )])
+    }
+}

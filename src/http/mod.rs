@@ -1,0 +1,111 @@
+//! The HTTP surface: router, layers and the framework-level answers.
+
+pub mod error;
+pub mod extract;
+pub mod timestamp;
+pub mod validation;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+
+use crate::AppState;
+
+pub const POLAR_VERSION_HEADER: &str = "polar-version";
+pub const DEFAULT_POLAR_VERSION: &str = "2026-04";
+pub const SUPPORTED_POLAR_VERSIONS: &[&str] = &["2026-04", "2026-10", "2027-01"];
+/// Polar's `API_MAX_REQUEST_BODY_SIZE`.
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// The application's routes with their layers; `normalize_path` must wrap it (see
+/// `startup`) because path rewriting has to happen before routing.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(crate::refunds::api::routes())
+        .fallback(|| async { error::detail_only(StatusCode::NOT_FOUND, "Not Found") })
+        .method_not_allowed_fallback(|| async {
+            error::detail_only(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+        })
+        .layer(middleware::from_fn(polar_version))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Accepts the API versions Polar's clients send and echoes the resolved one. Like Polar,
+/// an unsupported version answers 404 for every path.
+async fn polar_version(request: Request, next: Next) -> Response {
+    let version = match request.headers().get(POLAR_VERSION_HEADER) {
+        None => DEFAULT_POLAR_VERSION,
+        Some(value) => match SUPPORTED_POLAR_VERSIONS
+            .iter()
+            .find(|supported| value.as_bytes() == supported.as_bytes())
+        {
+            Some(supported) => supported,
+            None => return error::detail_only(StatusCode::NOT_FOUND, "Not Found"),
+        },
+    };
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .insert(POLAR_VERSION_HEADER, HeaderValue::from_static(version));
+    response
+}
+
+/// Collapses repeated slashes (an SDK joining a base URL that ends in `/`) and strips
+/// Polar's `/api` prefix, so that routing sees canonical paths.
+pub fn normalize_path(mut request: Request) -> Request {
+    let path = request.uri().path();
+    let collapsed = collapse_slashes(path);
+    let canonical = match collapsed.strip_prefix("/api/v1/") {
+        Some(rest) => format!("/v1/{rest}"),
+        None => collapsed,
+    };
+    if canonical != path {
+        let path_and_query = match request.uri().query() {
+            Some(query) => format!("{canonical}?{query}"),
+            None => canonical,
+        };
+        let mut parts = request.uri().clone().into_parts();
+        if let Ok(rewritten) = path_and_query.parse() {
+            parts.path_and_query = Some(rewritten);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
+        }
+    }
+    request
+}
+
+fn collapse_slashes(path: &str) -> String {
+    let mut collapsed = String::with_capacity(path.len());
+    for character in path.chars() {
+        if !(character == '/' && collapsed.ends_with('/')) {
+            collapsed.push(character);
+        }
+    }
+    collapsed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collapses_repeated_slashes() {
+        assert_eq!(collapse_slashes("//v1/refunds/"), "/v1/refunds/");
+        assert_eq!(collapse_slashes("/v1///refunds"), "/v1/refunds");
+        assert_eq!(collapse_slashes("/v1/refunds/"), "/v1/refunds/");
+    }
+
+    #[test]
+    fn rewrites_the_api_prefix_and_keeps_the_query() {
+        let request = Request::builder()
+            .uri("//api/v1/refunds/?page=2")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(normalize_path(request).uri(), "/v1/refunds/?page=2");
+    }
+}

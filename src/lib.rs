@@ -1,0 +1,17 @@
+//! A refunds REST API server, wire-compatible with Polar's refunds API, on PostgreSQL.
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod disputes;
+pub mod error;
+pub mod http;
+pub mod orders;
+pub mod processor;
+pub mod refunds;
+pub mod startup;
+pub mod telemetry;
+
+pub use error::Error;
+pub use startup::AppState;

@@ -1,0 +1,8 @@
+//! The refunds resource: Polar's `POST /v1/refunds/` and `GET /v1/refunds/`.
+
+pub mod api;
+pub mod input;
+pub mod model;
+pub mod repo;
+pub mod service;
+pub mod tax;

@@ -1,0 +1,161 @@
+//! The business rules of refunds. Creating one is a single transaction around the locked
+//! order row (see DESIGN.md, "The refund transaction").
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::model::{ListQuery, Refund, RefundCreate, RefundStatus};
+use super::repo::{self, NewRefund};
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::{Error, Result};
+use crate::orders::OrderStatus;
+use crate::orders::repo as orders_repo;
+use crate::processor::{ProcessorError, ProcessorRefund};
+
+pub async fn create_refund(
+    state: &AppState,
+    principal: &Principal,
+    input: RefundCreate,
+) -> Result<Refund> {
+    let mut tx = state.pool.begin().await?;
+    let order = orders_repo::lock_for_refund(&mut tx, input.order_id, &principal.organization_ids)
+        .await?
+        .ok_or(Error::OrderNotFound(input.order_id))?;
+
+    // The checks run in Polar's order (CONTRACT.md §4).
+    if order.refunds_blocked {
+        return Err(Error::RefundsBlocked(order.id));
+    }
+    if order.status == OrderStatus::Refunded.as_str() {
+        return Err(Error::RefundedAlready(order.id));
+    }
+    if input.revoke_benefits && order.subscription_id.is_some() {
+        return Err(Error::RevokeSubscriptionBenefitsProhibited);
+    }
+    let split = order
+        .amounts
+        .split(input.amount)
+        .ok_or_else(|| Error::OverRefund(input.amount_input.clone()))?;
+    let payment_id = order
+        .payment_id
+        .ok_or(Error::RefundUnknownPayment(order.id))?;
+    // Polar learns of a dispute from the processor's refusal, so it is checked last.
+    if order.has_open_dispute {
+        return Err(Error::RefundDisputedPayment(order.id));
+    }
+
+    let refund_id = Uuid::new_v4();
+    let outcome = state
+        .processor
+        .refund(&ProcessorRefund {
+            refund_id,
+            payment_id,
+            amount: split.amount,
+            tax_amount: split.tax_amount,
+            currency: order.currency.clone(),
+        })
+        .map_err(|error| match error {
+            ProcessorError::AlreadyRefunded => Error::RefundedAlready(order.id),
+            ProcessorError::Disputed => Error::RefundDisputedPayment(order.id),
+            ProcessorError::Other(message) => Error::Processor(message),
+        })?;
+
+    let mut amounts = order.amounts;
+    match outcome.status {
+        RefundStatus::Succeeded => {
+            amounts.refunded_amount += split.amount;
+            amounts.refunded_tax_amount += split.tax_amount;
+        }
+        RefundStatus::Pending => {
+            amounts.pending_amount += split.amount;
+            amounts.pending_tax_amount += split.tax_amount;
+        }
+        RefundStatus::Failed | RefundStatus::Canceled => {}
+    }
+    let status = if amounts.refunded_amount == order.amounts.refunded_amount {
+        order.status.clone()
+    } else {
+        OrderStatus::after_refunds(
+            amounts.refunded_amount,
+            amounts.net_amount + amounts.applied_balance_amount,
+        )
+        .as_str()
+        .to_owned()
+    };
+
+    let new_refund = NewRefund {
+        id: refund_id,
+        organization_id: order.organization_id,
+        order_id: order.id,
+        customer_id: order.customer_id,
+        subscription_id: order.subscription_id,
+        payment_id: Some(payment_id),
+        dispute_id: None,
+        status: outcome.status,
+        reason: input.reason,
+        amount: split.amount,
+        tax_amount: split.tax_amount,
+        currency: &order.currency,
+        comment: input.comment.as_deref(),
+        processor: state.processor.name(),
+        processor_id: Some(&outcome.processor_id),
+        revoke_benefits: input.revoke_benefits,
+        metadata: &input.metadata,
+    };
+    let created_at = repo::insert_refund(&mut tx, &new_refund).await?;
+    if amounts != order.amounts {
+        orders_repo::update_refund_totals(&mut tx, order.id, &amounts, &status).await?;
+    }
+    tx.commit().await?;
+
+    Ok(Refund {
+        created_at,
+        modified_at: None,
+        id: refund_id,
+        metadata: input.metadata,
+        status: outcome.status,
+        reason: input.reason,
+        amount: split.amount,
+        tax_amount: split.tax_amount,
+        currency: order.currency,
+        organization_id: order.organization_id,
+        order_id: order.id,
+        subscription_id: order.subscription_id,
+        customer_id: order.customer_id,
+        revoke_benefits: input.revoke_benefits,
+        dispute: None,
+    })
+}
+
+/// Polar's `ListResource[Refund]`.
+#[derive(Debug, Serialize)]
+pub struct RefundList {
+    pub items: Vec<Refund>,
+    pub pagination: Pagination,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Pagination {
+    pub total_count: i64,
+    pub max_page: i64,
+}
+
+pub async fn list_refunds(
+    state: &AppState,
+    principal: &Principal,
+    query: &ListQuery,
+) -> Result<RefundList> {
+    let organization_ids = &principal.organization_ids;
+    let (items, total_count) = tokio::try_join!(
+        repo::list_refunds(&state.pool, organization_ids, query),
+        repo::count_refunds(&state.pool, organization_ids, query),
+    )?;
+    Ok(RefundList {
+        items,
+        pagination: Pagination {
+            total_count,
+            max_page: (total_count + query.limit - 1) / query.limit,
+        },
+    })
+}

@@ -1,0 +1,272 @@
+//! Polar's refund amount rules (CONTRACT.md §3): how much of an order is still refundable
+//! and how a requested net amount splits into net and tax.
+//!
+//! Polar computes the tax share with Python floats and `round()`, which rounds ties to even;
+//! the same float operations are reproduced here so that every split is bit-exact.
+
+/// The amounts of an order that the rules read. A pending refund reserves its amounts, so
+/// `reserved_*` (pending) is counted like `refunded_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderAmounts {
+    pub net_amount: i64,
+    pub tax_amount: i64,
+    pub applied_balance_amount: i64,
+    pub refunded_amount: i64,
+    pub refunded_tax_amount: i64,
+    pub pending_amount: i64,
+    pub pending_tax_amount: i64,
+}
+
+/// The amounts a refund takes from an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefundSplit {
+    pub amount: i64,
+    pub tax_amount: i64,
+}
+
+impl OrderAmounts {
+    pub fn refundable_amount(&self) -> i64 {
+        (self.net_amount + self.applied_balance_amount - self.refunded_amount - self.pending_amount)
+            .max(0)
+    }
+
+    pub fn refundable_tax_amount(&self) -> i64 {
+        (self.tax_amount - self.refunded_tax_amount - self.pending_tax_amount).max(0)
+    }
+
+    fn remaining_balance(&self) -> i64 {
+        self.refundable_amount() + self.refundable_tax_amount()
+    }
+
+    fn total_amount(&self) -> i64 {
+        self.net_amount + self.tax_amount
+    }
+
+    fn is_taxed(&self) -> bool {
+        self.tax_amount > 0
+    }
+
+    /// Splits a requested net `amount` the way Polar does: the tax for the subtotal, then the
+    /// split re-derived from the total charged back. `None` when `amount` exceeds what is
+    /// still refundable.
+    pub fn split(&self, amount: i64) -> Option<RefundSplit> {
+        let tax = self.tax_for_subtotal(amount)?;
+        Some(self.split_total(amount + tax))
+    }
+
+    /// `Order.calculate_refunded_tax_from_subtotal`.
+    fn tax_for_subtotal(&self, amount: i64) -> Option<i64> {
+        let refundable = self.refundable_amount();
+        if amount > refundable {
+            return None;
+        }
+        if amount == refundable {
+            return Some(self.refundable_tax_amount());
+        }
+        if !self.is_taxed() || self.net_amount == 0 {
+            // Polar divides by a zero net here and fails; a partial refund of an order with
+            // no net part refunds no tax.
+            return Some(0);
+        }
+        let ratio = self.tax_amount as f64 / self.net_amount as f64;
+        let tax = (amount as f64 * ratio).round_ties_even() as i64;
+        Some(tax.min(self.refundable_tax_amount()))
+    }
+
+    /// `Order.calculate_refunded_tax_from_total`.
+    fn split_total(&self, total: i64) -> RefundSplit {
+        if total == self.remaining_balance() {
+            return RefundSplit {
+                amount: self.refundable_amount(),
+                tax_amount: self.refundable_tax_amount(),
+            };
+        }
+        if !self.is_taxed() {
+            return RefundSplit {
+                amount: total,
+                tax_amount: 0,
+            };
+        }
+        // Python: abs(round((tax_amount * total) / total_amount)), an exact integer product
+        // divided as floats.
+        let product = self.tax_amount as i128 * total as i128;
+        let tax = (product as f64 / self.total_amount() as f64)
+            .round_ties_even()
+            .abs() as i64;
+        let tax = tax.min(self.refundable_tax_amount());
+        RefundSplit {
+            amount: total - tax,
+            tax_amount: tax,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn order(net_amount: i64, tax_amount: i64) -> OrderAmounts {
+        OrderAmounts {
+            net_amount,
+            tax_amount,
+            applied_balance_amount: 0,
+            refunded_amount: 0,
+            refunded_tax_amount: 0,
+            pending_amount: 0,
+            pending_tax_amount: 0,
+        }
+    }
+
+    fn apply(order: &mut OrderAmounts, split: RefundSplit) {
+        order.refunded_amount += split.amount;
+        order.refunded_tax_amount += split.tax_amount;
+    }
+
+    #[test]
+    fn polar_partial_to_full_vector() {
+        let mut amounts = order(9990, 2498);
+        for (requested, expected_tax) in [(1110, 278), (993, 248), (5887, 1472)] {
+            let split = amounts.split(requested).unwrap();
+            assert_eq!(
+                split,
+                RefundSplit {
+                    amount: requested,
+                    tax_amount: expected_tax
+                }
+            );
+            apply(&mut amounts, split);
+        }
+        assert_eq!(amounts.split(2001), None, "only 2000 is left");
+        let last = amounts.split(2000).unwrap();
+        assert_eq!(
+            last,
+            RefundSplit {
+                amount: 2000,
+                tax_amount: 500
+            }
+        );
+        apply(&mut amounts, last);
+        assert_eq!(amounts.refundable_amount(), 0);
+        assert_eq!(amounts.refunded_tax_amount, 2498);
+    }
+
+    #[test]
+    fn polar_repeated_partial_vector() {
+        let mut amounts = order(1000, 250);
+        for _ in 0..2 {
+            let split = amounts.split(300).unwrap();
+            assert_eq!(
+                split,
+                RefundSplit {
+                    amount: 300,
+                    tax_amount: 75
+                }
+            );
+            apply(&mut amounts, split);
+        }
+        assert_eq!(
+            (amounts.refunded_amount, amounts.refunded_tax_amount),
+            (600, 150)
+        );
+    }
+
+    #[test]
+    fn applied_balance_moves_what_is_refundable() {
+        let debt = OrderAmounts {
+            applied_balance_amount: 1000,
+            ..order(1000, 250)
+        };
+        assert_eq!(
+            debt.split(2000),
+            Some(RefundSplit {
+                amount: 2000,
+                tax_amount: 250
+            })
+        );
+        let credit = OrderAmounts {
+            applied_balance_amount: -500,
+            ..order(1000, 250)
+        };
+        assert_eq!(credit.refundable_amount(), 500);
+        assert_eq!(credit.split(501), None);
+        assert_eq!(
+            credit.split(500),
+            Some(RefundSplit {
+                amount: 500,
+                tax_amount: 250
+            })
+        );
+    }
+
+    #[test]
+    fn untaxed_orders_refund_no_tax_and_free_orders_refund_nothing() {
+        assert_eq!(
+            order(1000, 0).split(400),
+            Some(RefundSplit {
+                amount: 400,
+                tax_amount: 0
+            })
+        );
+        assert_eq!(order(0, 0).split(1), None);
+    }
+
+    #[test]
+    fn pending_refunds_reserve_their_amounts() {
+        let amounts = OrderAmounts {
+            pending_amount: 600,
+            pending_tax_amount: 150,
+            ..order(1000, 250)
+        };
+        assert_eq!(amounts.refundable_amount(), 400);
+        assert_eq!(amounts.split(401), None);
+        assert_eq!(
+            amounts.split(400),
+            Some(RefundSplit {
+                amount: 400,
+                tax_amount: 100
+            })
+        );
+    }
+
+    #[test]
+    fn ties_round_to_even() {
+        // net 4 / tax 1: 2 × 0.25 = 0.5 → 0, 6 × 0.25 = 1.5 → 2, 10 × 0.25 = 2.5 → 2
+        let amounts = order(40, 10);
+        assert_eq!(amounts.tax_for_subtotal(2), Some(0));
+        assert_eq!(amounts.tax_for_subtotal(6), Some(2));
+        assert_eq!(amounts.tax_for_subtotal(10), Some(2));
+    }
+
+    proptest! {
+        /// Refunding the whole net in any number of partial refunds refunds exactly the
+        /// order's tax, and no step ever refunds more than what is left.
+        #[test]
+        fn partial_refunds_to_full_refund_exactly_the_tax(
+            net in 1i64..5_000_000,
+            tax_percent in 0i64..60,
+            cuts in proptest::collection::vec(1i64..1_000_000, 0..12),
+        ) {
+            let tax = net * tax_percent / 100;
+            let mut amounts = order(net, tax);
+            for cut in cuts {
+                let requested = cut.min(amounts.refundable_amount());
+                if requested == 0 { break; }
+                let split = amounts.split(requested).expect("within refundable");
+                prop_assert_eq!(split.amount, requested);
+                prop_assert!(split.tax_amount >= 0);
+                prop_assert!(split.tax_amount <= amounts.refundable_tax_amount());
+                apply(&mut amounts, split);
+            }
+            let rest = amounts.refundable_amount();
+            if rest > 0 {
+                let split = amounts.split(rest).unwrap();
+                apply(&mut amounts, split);
+            }
+            prop_assert_eq!(amounts.refunded_amount, net);
+            prop_assert_eq!(amounts.refunded_tax_amount, tax);
+            prop_assert_eq!(amounts.split(1), None);
+        }
+    }
+}

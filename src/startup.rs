@@ -1,0 +1,131 @@
+//! Building the application from its settings, binding the listener and serving until a
+//! shutdown signal, then draining in-flight requests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::ServiceExt;
+use axum::extract::Request;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use tokio::net::TcpListener;
+use tower::Layer;
+use tower::util::MapRequestLayer;
+
+use crate::config::{DatabaseConfig, ServeConfig};
+use crate::processor::{PaymentProcessor, SandboxProcessor};
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub processor: Arc<dyn PaymentProcessor>,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            processor: Arc::new(SandboxProcessor),
+        }
+    }
+}
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Creates the database if needed, connects and applies the migrations.
+pub async fn connect_and_migrate(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    let url = &config.database_url;
+    if !sqlx::Postgres::database_exists(url)
+        .await
+        .context("DATABASE_URL: cannot reach PostgreSQL")?
+    {
+        sqlx::Postgres::create_database(url)
+            .await
+            .context("DATABASE_URL: cannot create the database")?;
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .context("DATABASE_URL: cannot connect")?;
+    MIGRATOR.run(&pool).await.context("applying migrations")?;
+    Ok(pool)
+}
+
+/// A bound, ready-to-serve application. Binding to port 0 picks a free port (tests).
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn bind(address: SocketAddr, state: AppState) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = MapRequestLayer::new(crate::http::normalize_path)
+            .layer(crate::http::router(self.state));
+        axum::serve(self.listener, ServiceExt::<Request>::into_make_service(app))
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// `refunds-server serve`.
+pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let pool = connect_and_migrate(&config.database).await?;
+    let application = Application::bind(config.bind, AppState::new(pool)).await?;
+    tracing::info!(address = %application.local_addr(), "listening");
+    let drain = Duration::from_secs(config.shutdown_timeout);
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(application.serve(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down, draining in-flight requests");
+        let _ = signalled_tx.send(());
+    }));
+    tokio::select! {
+        served = server => served.context("server task")?.context("serving")?,
+        _ = async {
+            let _ = signalled_rx.await;
+            tokio::time::sleep(drain).await;
+        } => anyhow::bail!("in-flight requests did not finish within {}s", drain.as_secs()),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        tokio::signal::ctrl_c().await.expect("SIGINT handler");
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler")
+            .recv()
+            .await;
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+}
