@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit tests and the end-to-end tests against a real
+# PostgreSQL (each test gets a database of its own, created and dropped by sqlx).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The server the tests create their databases on (not a database the tests use themselves).
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+if ! pg_isready -q -d "$DATABASE_URL" 2>/dev/null; then
+    if command -v pg_ctlcluster >/dev/null; then
+        echo "PostgreSQL is not answering; starting the local cluster"
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+        for _ in $(seq 30); do pg_isready -q -d "$DATABASE_URL" && break; sleep 1; done
+    fi
+    pg_isready -d "$DATABASE_URL" || { echo "PostgreSQL at $DATABASE_URL is not reachable" >&2; exit 1; }
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --locked --no-fail-fast
+else
+    cargo test --locked --no-fail-fast
+fi

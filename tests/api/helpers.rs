@@ -1,0 +1,229 @@
+//! Spawning the server on a real socket against a fresh database, and typed helpers per
+//! endpoint and per piece of setup data.
+
+use std::sync::Arc;
+
+use refunds_server::admin::service as admin;
+use refunds_server::auth::service::{TokenOwner, create_token};
+use refunds_server::orders::service::{PaidOrderInput, create_paid_order};
+use refunds_server::processor::PaymentProcessor;
+use refunds_server::startup::{AppState, Application};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub address: String,
+    pub pool: PgPool,
+    pub client: reqwest::Client,
+}
+
+pub async fn spawn_app(pool: PgPool) -> TestApp {
+    spawn_app_with(AppState::new(pool)).await
+}
+
+pub async fn spawn_app_with_processor(pool: PgPool, processor: impl PaymentProcessor) -> TestApp {
+    let mut state = AppState::new(pool);
+    state.processor = Arc::new(processor);
+    spawn_app_with(state).await
+}
+
+async fn spawn_app_with(state: AppState) -> TestApp {
+    let pool = state.pool.clone();
+    let application = Application::bind("127.0.0.1:0".parse().unwrap(), state)
+        .await
+        .expect("bind");
+    let address = format!("http://{}", application.local_addr());
+    tokio::spawn(application.serve(std::future::pending()));
+    TestApp {
+        address,
+        pool,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    }
+}
+
+/// An organization with a read-write and a read-only organization token.
+pub struct TestOrg {
+    pub id: Uuid,
+    pub write_token: String,
+    pub read_token: String,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+pub fn scopes(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+impl TestApp {
+    pub async fn organization(&self, name: &str) -> TestOrg {
+        let organization = admin::create_organization(&self.pool, name, None)
+            .await
+            .unwrap();
+        TestOrg {
+            id: organization.id,
+            write_token: self
+                .org_token(organization.id, &["refunds:read", "refunds:write"])
+                .await,
+            read_token: self.org_token(organization.id, &["refunds:read"]).await,
+        }
+    }
+
+    pub async fn org_token(&self, organization_id: Uuid, scope_list: &[&str]) -> String {
+        create_token(
+            &self.pool,
+            TokenOwner::Organization(organization_id),
+            scopes(scope_list),
+            None,
+        )
+        .await
+        .unwrap()
+        .token
+    }
+
+    pub async fn customer(&self, organization_id: Uuid, external_id: Option<&str>) -> Uuid {
+        let email = format!("{}@example.com", Uuid::new_v4().simple());
+        admin::create_customer(&self.pool, organization_id, &email, None, external_id)
+            .await
+            .unwrap()
+            .id
+    }
+
+    pub async fn order_with(&self, input: PaidOrderInput) -> Uuid {
+        create_paid_order(&self.pool, input).await.unwrap().id
+    }
+
+    /// A paid one-time order in USD for a new customer.
+    pub async fn order(&self, organization_id: Uuid, net_amount: i64, tax_amount: i64) -> Uuid {
+        let customer_id = self.customer(organization_id, None).await;
+        self.order_with(PaidOrderInput {
+            organization_id,
+            customer_id,
+            subscription_id: None,
+            currency: "usd".into(),
+            net_amount,
+            tax_amount,
+            applied_balance_amount: 0,
+            metadata: json!({}),
+        })
+        .await
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method, format!("{}{}", self.address, path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        into_response(request.send().await.expect("request sent")).await
+    }
+
+    /// POST /v1/refunds/ with raw bytes and an optional content type.
+    pub async fn post_raw(&self, token: &str, content_type: Option<&str>, body: Vec<u8>) -> Response {
+        let mut request = self
+            .client
+            .post(format!("{}/v1/refunds/", self.address))
+            .bearer_auth(token)
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        into_response(request.send().await.expect("request sent")).await
+    }
+
+    pub async fn create_refund(&self, token: &str, body: Value) -> Response {
+        self.request(Method::POST, "/v1/refunds/", Some(token), Some(body))
+            .await
+    }
+
+    /// Creates a refund that must succeed and returns its body.
+    pub async fn refund(&self, token: &str, order_id: Uuid, amount: i64) -> Value {
+        let response = self
+            .create_refund(
+                token,
+                json!({"order_id": order_id, "reason": "customer_request", "amount": amount}),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text);
+        response.json()
+    }
+
+    pub async fn list(&self, token: &str, query: &str) -> Response {
+        self.request(Method::GET, &format!("/v1/refunds/?{query}"), Some(token), None)
+            .await
+    }
+
+    /// Lists and returns the body of a 200.
+    pub async fn list_ok(&self, token: &str, query: &str) -> Value {
+        let response = self.list(token, query).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+        response.json()
+    }
+
+    pub async fn order_state(&self, order_id: Uuid) -> OrderState {
+        sqlx::query_as(
+            "SELECT status, refunded_amount, refunded_tax_amount, pending_amount, pending_tax_amount \
+             FROM orders WHERE id = $1",
+        )
+        .bind(order_id)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct OrderState {
+    pub status: String,
+    pub refunded_amount: i64,
+    pub refunded_tax_amount: i64,
+    pub pending_amount: i64,
+    pub pending_tax_amount: i64,
+}
+
+async fn into_response(response: reqwest::Response) -> Response {
+    Response {
+        status: response.status(),
+        headers: response.headers().clone(),
+        text: response.text().await.unwrap(),
+    }
+}
+
+/// The ids in a list body, in order.
+pub fn ids(body: &Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_owned())
+        .collect()
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real server on a real socket, a fresh PostgreSQL database per test.
+
+mod auth;
+mod cli;
+mod concurrency;
+mod create;
+mod helpers;
+mod list;
+mod routing;
