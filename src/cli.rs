@@ -7,6 +7,7 @@ use crate::admin::service as admin;
 use crate::auth::service::{self as tokens, TokenOwner};
 use crate::config::{DatabaseConfig, ServeConfig};
 use crate::orders::service::{self as orders, PaidOrderInput};
+use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,6 +16,15 @@ use crate::orders::service::{self as orders, PaidOrderInput};
     about = "A refunds API server, wire-compatible with Polar's refunds API, on PostgreSQL"
 )]
 pub struct Cli {
+    /// Log lines as readable text or as JSON objects.
+    #[arg(
+        long,
+        global = true,
+        env = "REFUNDS_LOG_FORMAT",
+        value_enum,
+        default_value = "human"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -23,6 +23,12 @@ pub struct ServeConfig {
     /// Seconds to let in-flight requests finish after SIGTERM or SIGINT.
     #[arg(long, env = "REFUNDS_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
+    /// Seconds a request may take before it answers 503.
+    #[arg(long, env = "REFUNDS_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
+    /// Bearer token of the /admin/ API; the admin API answers 404 when it is not set.
+    #[arg(long, env = "REFUNDS_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     #[command(flatten)]
     pub database: DatabaseConfig,
 }

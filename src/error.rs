@@ -54,6 +54,9 @@ pub enum Error {
 
     #[error("payment processor error: {0}")]
     Processor(String),
+    /// The service cannot serve yet (for example, migrations are missing).
+    #[error("not ready: {0}")]
+    NotReady(&'static str),
     #[error("database unavailable: {0}")]
     DatabaseUnavailable(#[source] sqlx::Error),
     #[error("database error: {0}")]

@@ -10,6 +10,7 @@ pub mod http;
 pub mod orders;
 pub mod processor;
 pub mod refunds;
+pub mod seed;
 pub mod startup;
 pub mod telemetry;
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::ServiceExt;
 use axum::extract::Request;
+use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::net::TcpListener;
@@ -23,6 +24,11 @@ use crate::processor::{PaymentProcessor, SandboxProcessor};
 pub struct AppState {
     pub pool: PgPool,
     pub processor: Arc<dyn PaymentProcessor>,
+    pub metrics: PrometheusHandle,
+    /// Longest a request may take before it answers 503.
+    pub request_timeout: Duration,
+    /// SHA-256 of `REFUNDS_ADMIN_TOKEN`; `None` switches the admin API off.
+    pub admin_token_hash: Option<Arc<[u8]>>,
 }
 
 impl AppState {
@@ -30,7 +36,15 @@ impl AppState {
         Self {
             pool,
             processor: Arc::new(SandboxProcessor),
+            metrics: crate::telemetry::metrics(),
+            request_timeout: Duration::from_secs(30),
+            admin_token_hash: None,
         }
+    }
+
+    pub fn with_admin_token(mut self, token: Option<&str>) -> Self {
+        self.admin_token_hash = token.map(|token| crate::auth::hash_token(token).into());
+        self
     }
 }
 
@@ -91,7 +105,9 @@ impl Application {
 /// `refunds-server serve`.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let pool = connect_and_migrate(&config.database).await?;
-    let application = Application::bind(config.bind, AppState::new(pool)).await?;
+    let mut state = AppState::new(pool).with_admin_token(config.admin_token.as_deref());
+    state.request_timeout = Duration::from_secs(config.request_timeout);
+    let application = Application::bind(config.bind, state).await?;
     tracing::info!(address = %application.local_addr(), "listening");
     let drain = Duration::from_secs(config.shutdown_timeout);
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();

@@ -75,21 +75,45 @@ pub async fn create_organization(
     })
 }
 
+pub async fn set_organization_refunds_blocked(
+    pool: &PgPool,
+    organization_id: Uuid,
+    blocked: bool,
+) -> Result<Organization> {
+    sqlx::query_as!(
+        Organization,
+        r#"
+        UPDATE organizations SET refunds_blocked = $2, modified_at = now() WHERE id = $1
+        RETURNING id, name, slug, refunds_blocked
+        "#,
+        organization_id,
+        blocked
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or(Error::NotFound("Organization"))
+}
+
 #[derive(Debug, Serialize)]
 pub struct User {
     pub id: Uuid,
     pub email: String,
 }
 
-pub async fn create_user(pool: &PgPool, email: &str) -> Result<User> {
+fn normalized_email(email: &str) -> Result<String> {
     let email = email.trim().to_lowercase();
-    if !email.contains('@') || email.starts_with('@') {
-        return Err(Error::invalid_field(
+    match email.split_once('@') {
+        Some((local, domain)) if !local.is_empty() && !domain.is_empty() => Ok(email),
+        _ => Err(Error::invalid_field(
             "email",
             "Not a valid email address",
             json!(email),
-        ));
+        )),
     }
+}
+
+pub async fn create_user(pool: &PgPool, email: &str) -> Result<User> {
+    let email = normalized_email(email)?;
     let id = Uuid::new_v4();
     sqlx::query!("INSERT INTO users (id, email) VALUES ($1, $2)", id, email)
         .execute(pool)
@@ -126,14 +150,7 @@ pub async fn create_customer(
     name: Option<&str>,
     external_id: Option<&str>,
 ) -> Result<Customer> {
-    let email = email.trim().to_lowercase();
-    if !email.contains('@') || email.starts_with('@') {
-        return Err(Error::invalid_field(
-            "email",
-            "Not a valid email address",
-            json!(email),
-        ));
-    }
+    let email = normalized_email(email)?;
     let id = Uuid::new_v4();
     sqlx::query!(
         r#"

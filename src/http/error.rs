@@ -114,13 +114,13 @@ impl IntoResponse for Error {
                 format!("{what} not found"),
             ),
             Error::Conflict(detail) => polar(StatusCode::CONFLICT, "Conflict", detail),
+            Error::NotReady(reason) => {
+                tracing::warn!(reason, "not ready");
+                service_unavailable()
+            }
             Error::DatabaseUnavailable(ref cause) => {
                 tracing::error!(error = %cause, "database unavailable");
-                polar(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailable",
-                    "The service is temporarily unavailable, try again shortly",
-                )
+                service_unavailable()
             }
             Error::Processor(_) | Error::Database(_) | Error::Corrupt(_) => {
                 tracing::error!(error = %self, "request failed");
@@ -128,6 +128,14 @@ impl IntoResponse for Error {
             }
         }
     }
+}
+
+fn service_unavailable() -> Response {
+    polar(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        "The service is temporarily unavailable, try again shortly",
+    )
 }
 
 /// The answer to any failure whose cause must stay in the logs, not on the wire.

@@ -6,9 +6,12 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 
+use serde_json::json;
+
 use crate::AppState;
 use crate::auth::{self, Principal};
 use crate::error::Error;
+use crate::http::validation::ValidationIssue;
 
 async fn principal_with_scope(
     parts: &Parts,
@@ -80,4 +83,104 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             bytes,
         })
     }
+}
+
+/// A JSON body for routes outside Polar's API (the admin API): unknown fields are refused,
+/// and every failure answers 422 with the path of the offending field.
+pub struct AdminJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for AdminJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let body = RawBody::from_request(request, state).await?;
+        let text = std::str::from_utf8(&body.bytes).map_err(|_| Error::UnreadableBody)?;
+        let value: serde_json::Value = if text.trim().is_empty() {
+            return Err(body_issue(
+                "missing",
+                vec![],
+                "Field required",
+                serde_json::Value::Null,
+            ));
+        } else {
+            serde_json::from_str(text).map_err(|error| {
+                body_issue(
+                    "json_invalid",
+                    vec![],
+                    &format!("JSON decode error: {error}"),
+                    json!({}),
+                )
+            })?
+        };
+        serde_path_to_error::deserialize(&value)
+            .map(AdminJson)
+            .map_err(|error| deserialize_issue(&value, error))
+    }
+}
+
+fn body_issue(
+    kind: &str,
+    path: Vec<serde_json::Value>,
+    msg: &str,
+    input: serde_json::Value,
+) -> Error {
+    let mut loc = vec![json!("body")];
+    loc.extend(path);
+    Error::RequestValidation(vec![ValidationIssue::new(kind, loc, msg, input)])
+}
+
+/// Turns serde's error into pydantic's vocabulary where it maps cleanly.
+fn deserialize_issue(
+    body: &serde_json::Value,
+    error: serde_path_to_error::Error<serde_json::Error>,
+) -> Error {
+    use serde_path_to_error::Segment;
+    let mut path: Vec<serde_json::Value> = Vec::new();
+    let mut input = Some(body);
+    for segment in error.path().iter() {
+        match segment {
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                input = input.and_then(|value| value.get(key));
+                path.push(json!(key));
+            }
+            Segment::Seq { index } => {
+                input = input.and_then(|value| value.get(index));
+                path.push(json!(index));
+            }
+            Segment::Unknown => {}
+        }
+    }
+    let message = error.inner().to_string();
+    let message = message.split(" at line ").next().unwrap_or_default();
+    let named = |prefix: &str| {
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned)
+    };
+    if let Some(field) = named("missing field `") {
+        path.push(json!(field));
+        return body_issue(
+            "missing",
+            path,
+            "Field required",
+            input.cloned().unwrap_or_default(),
+        );
+    }
+    if let Some(field) = named("unknown field `") {
+        path.push(json!(field));
+        let extra = input.and_then(|value| value.get(&field)).cloned();
+        return body_issue(
+            "extra_forbidden",
+            path,
+            "Extra inputs are not permitted",
+            extra.unwrap_or_default(),
+        );
+    }
+    body_issue(
+        "value_error",
+        path,
+        message,
+        input.cloned().unwrap_or_default(),
+    )
 }

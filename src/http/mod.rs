@@ -2,14 +2,21 @@
 
 pub mod error;
 pub mod extract;
+pub mod ops;
 pub mod timestamp;
 pub mod validation;
+
+use std::any::Any;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::AppState;
 
@@ -24,14 +31,49 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::refunds::api::routes())
+        .merge(crate::admin::api::routes())
+        .merge(ops::routes())
         .fallback(|| async { error::detail_only(StatusCode::NOT_FOUND, "Not Found") })
         .method_not_allowed_fallback(|| async {
             error::detail_only(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
         })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            ops::enforce_timeout,
+        ))
         .layer(middleware::from_fn(polar_version))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(middleware::from_fn(ops::record_request))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Every log line of a request carries its id. Only the method and path are recorded:
+/// headers (tokens) and bodies never reach the logs.
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+    )
+}
+
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("request handler panicked");
+    error::internal_error()
 }
 
 /// Accepts the API versions Polar's clients send and echoes the resolved one. Like Polar,

@@ -154,3 +154,91 @@ pub async fn insert_succeeded_payment(
     .await?;
     Ok(())
 }
+
+/// The organization of an order, for callers outside any organization (the admin API).
+pub async fn organization_of(
+    db: impl PgExecutor<'_>,
+    order_id: Uuid,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!("SELECT organization_id FROM orders WHERE id = $1", order_id)
+        .fetch_optional(db)
+        .await
+}
+
+/// An order as the admin API shows it, with Polar's Order field names.
+#[derive(Debug, serde::Serialize)]
+pub struct OrderView {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub customer_id: Uuid,
+    pub subscription_id: Option<Uuid>,
+    pub status: String,
+    pub net_amount: i64,
+    pub tax_amount: i64,
+    pub applied_balance_amount: i64,
+    pub refunded_amount: i64,
+    pub refunded_tax_amount: i64,
+    pub refundable_amount: i64,
+    pub refundable_tax_amount: i64,
+    pub currency: String,
+    pub refunds_blocked: bool,
+}
+
+pub async fn find_order(
+    db: impl PgExecutor<'_>,
+    order_id: Uuid,
+) -> sqlx::Result<Option<OrderView>> {
+    let row = sqlx::query!(
+        r#"
+        SELECT id, organization_id, customer_id, subscription_id, status, currency, refunds_blocked,
+               net_amount, tax_amount, applied_balance_amount, refunded_amount, refunded_tax_amount,
+               pending_amount, pending_tax_amount
+        FROM orders WHERE id = $1
+        "#,
+        order_id
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| {
+        let amounts = OrderAmounts {
+            net_amount: row.net_amount,
+            tax_amount: row.tax_amount,
+            applied_balance_amount: row.applied_balance_amount,
+            refunded_amount: row.refunded_amount,
+            refunded_tax_amount: row.refunded_tax_amount,
+            pending_amount: row.pending_amount,
+            pending_tax_amount: row.pending_tax_amount,
+        };
+        OrderView {
+            id: row.id,
+            organization_id: row.organization_id,
+            customer_id: row.customer_id,
+            subscription_id: row.subscription_id,
+            status: row.status,
+            net_amount: row.net_amount,
+            tax_amount: row.tax_amount,
+            applied_balance_amount: row.applied_balance_amount,
+            refunded_amount: row.refunded_amount,
+            refunded_tax_amount: row.refunded_tax_amount,
+            refundable_amount: amounts.refundable_amount(),
+            refundable_tax_amount: amounts.refundable_tax_amount(),
+            currency: row.currency,
+            refunds_blocked: row.refunds_blocked,
+        }
+    }))
+}
+
+pub async fn set_refunds_blocked(
+    db: impl PgExecutor<'_>,
+    order_id: Uuid,
+    blocked: bool,
+) -> sqlx::Result<bool> {
+    let updated = sqlx::query!(
+        "UPDATE orders SET refunds_blocked = $2, modified_at = now() WHERE id = $1",
+        order_id,
+        blocked
+    )
+    .execute(db)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}

@@ -93,3 +93,20 @@ pub async fn create_paid_order(pool: &PgPool, input: PaidOrderInput) -> Result<C
         payment_id,
     })
 }
+
+pub async fn get_order(pool: &PgPool, order_id: Uuid) -> Result<super::repo::OrderView> {
+    repo::find_order(pool, order_id)
+        .await?
+        .ok_or(Error::NotFound("Order"))
+}
+
+pub async fn set_refunds_blocked(
+    pool: &PgPool,
+    order_id: Uuid,
+    blocked: bool,
+) -> Result<super::repo::OrderView> {
+    if !repo::set_refunds_blocked(pool, order_id, blocked).await? {
+        return Err(Error::NotFound("Order"));
+    }
+    get_order(pool, order_id).await
+}

@@ -2,15 +2,18 @@
 //! order row (see DESIGN.md, "The refund transaction").
 
 use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::model::{ListQuery, Refund, RefundCreate, RefundStatus};
+use super::model::{ListQuery, Refund, RefundCreate, RefundDispute, RefundStatus};
 use super::repo::{self, NewRefund};
+use super::tax::RefundSplit;
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::orders::OrderStatus;
-use crate::orders::repo as orders_repo;
+use crate::orders::repo::{self as orders_repo, LockedOrder};
 use crate::processor::{ProcessorError, ProcessorRefund};
 
 pub async fn create_refund(
@@ -61,8 +64,55 @@ pub async fn create_refund(
             ProcessorError::Other(message) => Error::Processor(message),
         })?;
 
+    let refund = record_refund(
+        &mut tx,
+        &order,
+        RefundRecord {
+            id: refund_id,
+            status: outcome.status,
+            reason: input.reason,
+            split,
+            subscription_id: order.subscription_id,
+            payment_id,
+            dispute: None,
+            comment: input.comment,
+            processor: state.processor.name(),
+            processor_id: outcome.processor_id,
+            revoke_benefits: input.revoke_benefits,
+            metadata: input.metadata,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(refund)
+}
+
+/// A refund about to be written for a locked order.
+pub struct RefundRecord {
+    pub id: Uuid,
+    pub status: RefundStatus,
+    pub reason: super::model::RefundReason,
+    pub split: RefundSplit,
+    pub subscription_id: Option<Uuid>,
+    pub payment_id: Uuid,
+    pub dispute: Option<RefundDispute>,
+    pub comment: Option<String>,
+    pub processor: &'static str,
+    pub processor_id: String,
+    pub revoke_benefits: bool,
+    pub metadata: Map<String, Value>,
+}
+
+/// Inserts the refund and moves the order's counters and status in the caller's
+/// transaction: a succeeded refund adds to what is refunded, a pending one reserves.
+pub async fn record_refund(
+    conn: &mut PgConnection,
+    order: &LockedOrder,
+    record: RefundRecord,
+) -> Result<Refund> {
+    let split = record.split;
     let mut amounts = order.amounts;
-    match outcome.status {
+    match record.status {
         RefundStatus::Succeeded => {
             amounts.refunded_amount += split.amount;
             amounts.refunded_tax_amount += split.tax_amount;
@@ -73,58 +123,58 @@ pub async fn create_refund(
         }
         RefundStatus::Failed | RefundStatus::Canceled => {}
     }
-    let status = if amounts.refunded_amount == order.amounts.refunded_amount {
-        order.status.clone()
-    } else {
-        OrderStatus::after_refunds(
-            amounts.refunded_amount,
-            amounts.net_amount + amounts.applied_balance_amount,
-        )
-        .as_str()
-        .to_owned()
-    };
-
-    let new_refund = NewRefund {
-        id: refund_id,
-        organization_id: order.organization_id,
-        order_id: order.id,
-        customer_id: order.customer_id,
-        subscription_id: order.subscription_id,
-        payment_id: Some(payment_id),
-        dispute_id: None,
-        status: outcome.status,
-        reason: input.reason,
-        amount: split.amount,
-        tax_amount: split.tax_amount,
-        currency: &order.currency,
-        comment: input.comment.as_deref(),
-        processor: state.processor.name(),
-        processor_id: Some(&outcome.processor_id),
-        revoke_benefits: input.revoke_benefits,
-        metadata: &input.metadata,
-    };
-    let created_at = repo::insert_refund(&mut tx, &new_refund).await?;
+    let created_at = repo::insert_refund(
+        conn,
+        &NewRefund {
+            id: record.id,
+            organization_id: order.organization_id,
+            order_id: order.id,
+            customer_id: order.customer_id,
+            subscription_id: record.subscription_id,
+            payment_id: Some(record.payment_id),
+            dispute_id: record.dispute.as_ref().map(|dispute| dispute.id),
+            status: record.status,
+            reason: record.reason,
+            amount: split.amount,
+            tax_amount: split.tax_amount,
+            currency: &order.currency,
+            comment: record.comment.as_deref(),
+            processor: record.processor,
+            processor_id: Some(&record.processor_id),
+            revoke_benefits: record.revoke_benefits,
+            metadata: &record.metadata,
+        },
+    )
+    .await?;
     if amounts != order.amounts {
-        orders_repo::update_refund_totals(&mut tx, order.id, &amounts, &status).await?;
+        let status = if amounts.refunded_amount == order.amounts.refunded_amount {
+            order.status.clone()
+        } else {
+            OrderStatus::after_refunds(
+                amounts.refunded_amount,
+                amounts.net_amount + amounts.applied_balance_amount,
+            )
+            .as_str()
+            .to_owned()
+        };
+        orders_repo::update_refund_totals(conn, order.id, &amounts, &status).await?;
     }
-    tx.commit().await?;
-
     Ok(Refund {
         created_at,
         modified_at: None,
-        id: refund_id,
-        metadata: input.metadata,
-        status: outcome.status,
-        reason: input.reason,
+        id: record.id,
+        metadata: record.metadata,
+        status: record.status,
+        reason: record.reason,
         amount: split.amount,
         tax_amount: split.tax_amount,
-        currency: order.currency,
+        currency: order.currency.clone(),
         organization_id: order.organization_id,
         order_id: order.id,
-        subscription_id: order.subscription_id,
+        subscription_id: record.subscription_id,
         customer_id: order.customer_id,
-        revoke_benefits: input.revoke_benefits,
-        dispute: None,
+        revoke_benefits: record.revoke_benefits,
+        dispute: record.dispute,
     })
 }
 

@@ -1,6 +1,6 @@
 use refunds_server::admin::service as admin;
-use refunds_server::auth::service::{TokenOwner, create_token};
 use refunds_server::auth::hash_token;
+use refunds_server::auth::service::{TokenOwner, create_token};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -14,8 +14,16 @@ const INSUFFICIENT_SCOPE: &str =
     "The request requires higher privileges than provided by the access token.";
 
 fn assert_invalid_token(response: &crate::helpers::Response) {
-    assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{}", response.text);
-    assert_eq!(response.json(), json!({"error": "invalid_token", "error_description": INVALID_TOKEN}));
+    assert_eq!(
+        response.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        response.text
+    );
+    assert_eq!(
+        response.json(),
+        json!({"error": "invalid_token", "error_description": INVALID_TOKEN})
+    );
     assert_eq!(
         response.header("www-authenticate"),
         Some(format!(r#"Bearer realm="polar", error="invalid_token", error_description="{INVALID_TOKEN}""#).as_str())
@@ -23,13 +31,29 @@ fn assert_invalid_token(response: &crate::helpers::Response) {
 }
 
 fn assert_unauthorized(response: &crate::helpers::Response) {
-    assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{}", response.text);
-    assert_eq!(response.json(), json!({"error": "Unauthorized", "detail": "Unauthorized"}));
-    assert_eq!(response.header("www-authenticate"), Some(r#"Bearer realm="polar""#));
+    assert_eq!(
+        response.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        response.text
+    );
+    assert_eq!(
+        response.json(),
+        json!({"error": "Unauthorized", "detail": "Unauthorized"})
+    );
+    assert_eq!(
+        response.header("www-authenticate"),
+        Some(r#"Bearer realm="polar""#)
+    );
     assert_eq!(response.header("content-type"), Some("application/json"));
 }
 
-async fn send(app: &crate::helpers::TestApp, method: Method, path: &str, authorization: Option<&str>) -> crate::helpers::Response {
+async fn send(
+    app: &crate::helpers::TestApp,
+    method: Method,
+    path: &str,
+    authorization: Option<&str>,
+) -> crate::helpers::Response {
     let mut request = app.client.request(method, format!("{}{path}", app.address));
     if let Some(value) = authorization {
         request = request.header("authorization", value);
@@ -45,7 +69,11 @@ async fn send(app: &crate::helpers::TestApp, method: Method, path: &str, authori
 #[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
 async fn missing_or_anonymous_credentials_are_unauthorized_before_any_validation(pool: PgPool) {
     let app = spawn_app(pool).await;
-    for authorization in [None, Some("Basic dXNlcjpwYXNz"), Some("Bearer polar_crt_abc")] {
+    for authorization in [
+        None,
+        Some("Basic dXNlcjpwYXNz"),
+        Some("Bearer polar_crt_abc"),
+    ] {
         // no body at all: auth is resolved first
         assert_unauthorized(&send(&app, Method::POST, "/v1/refunds/", authorization).await);
         // an invalid page: auth still wins
@@ -58,22 +86,61 @@ async fn unknown_expired_revoked_or_foreign_kind_tokens_are_invalid(pool: PgPool
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
     let expired = app.org_token(org.id, &["refunds:write"]).await;
-    sqlx::query("UPDATE access_tokens SET expires_at = now() - interval '1 second' WHERE token_hash = $1")
-        .bind(hash_token(&expired)).execute(&app.pool).await.unwrap();
+    sqlx::query(
+        "UPDATE access_tokens SET expires_at = now() - interval '1 second' WHERE token_hash = $1",
+    )
+    .bind(hash_token(&expired))
+    .execute(&app.pool)
+    .await
+    .unwrap();
     let revoked = app.org_token(org.id, &["refunds:write"]).await;
     sqlx::query("UPDATE access_tokens SET revoked_at = now() WHERE token_hash = $1")
-        .bind(hash_token(&revoked)).execute(&app.pool).await.unwrap();
+        .bind(hash_token(&revoked))
+        .execute(&app.pool)
+        .await
+        .unwrap();
 
     let tampered = format!("{}x", org.write_token);
     for token in [
-        "polar_oat_doesnotexist", "polar_pat_doesnotexist", "polar_cst_customer", "polar_mst_member",
-        "polar_at_u_oauth", "sk_live_other", "", &expired, &revoked, &tampered,
+        "polar_oat_doesnotexist",
+        "polar_pat_doesnotexist",
+        "polar_cst_customer",
+        "polar_mst_member",
+        "polar_at_u_oauth",
+        "sk_live_other",
+        "",
+        &expired,
+        &revoked,
+        &tampered,
     ] {
-        assert_invalid_token(&send(&app, Method::POST, "/v1/refunds/", Some(&format!("Bearer {token}"))).await);
-        assert_invalid_token(&send(&app, Method::GET, "/v1/refunds/", Some(&format!("Bearer {token}"))).await);
+        assert_invalid_token(
+            &send(
+                &app,
+                Method::POST,
+                "/v1/refunds/",
+                Some(&format!("Bearer {token}")),
+            )
+            .await,
+        );
+        assert_invalid_token(
+            &send(
+                &app,
+                Method::GET,
+                "/v1/refunds/",
+                Some(&format!("Bearer {token}")),
+            )
+            .await,
+        );
     }
     // a token that expires in the future works
-    let fresh = create_token(&app.pool, TokenOwner::Organization(org.id), scopes(&["refunds:read"]), Some(3600)).await.unwrap();
+    let fresh = create_token(
+        &app.pool,
+        TokenOwner::Organization(org.id),
+        scopes(&["refunds:read"]),
+        Some(3600),
+    )
+    .await
+    .unwrap();
     assert_eq!(app.list(&fresh.token, "").await.status, StatusCode::OK);
 }
 
@@ -83,15 +150,29 @@ async fn scopes_decide_who_lists_and_who_creates(pool: PgPool) {
     let org = app.organization("Acme").await;
     let order_id = app.order(org.id, 1000, 0).await;
 
-    let response = app.create_refund(&org.read_token, json!({"order_id": order_id, "reason": "other", "amount": 1})).await;
+    let response = app
+        .create_refund(
+            &org.read_token,
+            json!({"order_id": order_id, "reason": "other", "amount": 1}),
+        )
+        .await;
     assert_eq!(response.status, StatusCode::FORBIDDEN);
-    assert_eq!(response.json(), json!({"error": "insufficient_scope", "error_description": INSUFFICIENT_SCOPE}));
+    assert_eq!(
+        response.json(),
+        json!({"error": "insufficient_scope", "error_description": INSUFFICIENT_SCOPE})
+    );
     assert_eq!(
         response.header("www-authenticate"),
         Some(format!(r#"Bearer realm="polar", scope="refunds:write", error="insufficient_scope", error_description="{INSUFFICIENT_SCOPE}""#).as_str())
     );
     // scope is checked before the body
-    let no_body = send(&app, Method::POST, "/v1/refunds/", Some(&format!("Bearer {}", org.read_token))).await;
+    let no_body = send(
+        &app,
+        Method::POST,
+        "/v1/refunds/",
+        Some(&format!("Bearer {}", org.read_token)),
+    )
+    .await;
     assert_eq!(no_body.status, StatusCode::FORBIDDEN);
 
     assert_eq!(app.list(&org.read_token, "").await.status, StatusCode::OK);
@@ -124,17 +205,32 @@ async fn organizations_are_isolated_in_both_directions(pool: PgPool) {
     ] {
         let listed = app.list_ok(&me.read_token, "").await;
         assert_eq!(ids(&listed), vec![mine["id"].as_str().unwrap()]);
-        assert_eq!(listed["pagination"], json!({"total_count": 1, "max_page": 1}));
+        assert_eq!(
+            listed["pagination"],
+            json!({"total_count": 1, "max_page": 1})
+        );
         for query in [
             format!("organization_id={other_org}"),
             format!("order_id={their_order}"),
             format!("id={}", their_refund["id"].as_str().unwrap()),
-            format!("customer_id={}", their_refund["customer_id"].as_str().unwrap()),
+            format!(
+                "customer_id={}",
+                their_refund["customer_id"].as_str().unwrap()
+            ),
         ] {
             let listed = app.list_ok(&me.read_token, &query).await;
-            assert_eq!(listed, json!({"items": [], "pagination": {"total_count": 0, "max_page": 0}}), "{query}");
+            assert_eq!(
+                listed,
+                json!({"items": [], "pagination": {"total_count": 0, "max_page": 0}}),
+                "{query}"
+            );
         }
-        let response = app.create_refund(&me.write_token, json!({"order_id": their_order, "reason": "other", "amount": 1})).await;
+        let response = app
+            .create_refund(
+                &me.write_token,
+                json!({"order_id": their_order, "reason": "other", "amount": 1}),
+            )
+            .await;
         assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(response.json()["detail"][0]["msg"], "Order not found");
     }
@@ -148,50 +244,118 @@ async fn a_personal_token_sees_the_organizations_of_its_user(pool: PgPool) {
     let a = app.organization("Alpha").await;
     let b = app.organization("Beta").await;
     let c = app.organization("Gamma").await;
-    let user = admin::create_user(&app.pool, "Ada@Example.com").await.unwrap();
+    let user = admin::create_user(&app.pool, "Ada@Example.com")
+        .await
+        .unwrap();
     assert_eq!(user.email, "ada@example.com");
-    admin::add_membership(&app.pool, user.id, a.id).await.unwrap();
-    admin::add_membership(&app.pool, user.id, b.id).await.unwrap();
-    let pat = create_token(&app.pool, TokenOwner::User(user.id), scopes(&["refunds:read", "refunds:write"]), None)
-        .await.unwrap().token;
+    admin::add_membership(&app.pool, user.id, a.id)
+        .await
+        .unwrap();
+    admin::add_membership(&app.pool, user.id, b.id)
+        .await
+        .unwrap();
+    let pat = create_token(
+        &app.pool,
+        TokenOwner::User(user.id),
+        scopes(&["refunds:read", "refunds:write"]),
+        None,
+    )
+    .await
+    .unwrap()
+    .token;
     assert!(pat.starts_with("polar_pat_"));
 
-    let (order_a, order_b, order_c) = (app.order(a.id, 1000, 0).await, app.order(b.id, 1000, 0).await, app.order(c.id, 1000, 0).await);
+    let (order_a, order_b, order_c) = (
+        app.order(a.id, 1000, 0).await,
+        app.order(b.id, 1000, 0).await,
+        app.order(c.id, 1000, 0).await,
+    );
     app.refund(&pat, order_a, 10).await;
     app.refund(&pat, order_b, 20).await;
     app.refund(&c.write_token, order_c, 30).await;
-    let response = app.create_refund(&pat, json!({"order_id": order_c, "reason": "other", "amount": 1})).await;
+    let response = app
+        .create_refund(
+            &pat,
+            json!({"order_id": order_c, "reason": "other", "amount": 1}),
+        )
+        .await;
     assert_eq!(response.json()["detail"][0]["msg"], "Order not found");
 
     let listed = app.list_ok(&pat, "sorting=amount").await;
-    let amounts: Vec<Value> = listed["items"].as_array().unwrap().iter().map(|r| r["amount"].clone()).collect();
+    let amounts: Vec<Value> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["amount"].clone())
+        .collect();
     assert_eq!(amounts, vec![json!(10), json!(20)]);
-    let only_b = app.list_ok(&pat, &format!("organization_id={}", b.id)).await;
+    let only_b = app
+        .list_ok(&pat, &format!("organization_id={}", b.id))
+        .await;
     assert_eq!(only_b["items"][0]["amount"], 20);
     assert_eq!(only_b["pagination"]["total_count"], 1);
-    let not_mine = app.list_ok(&pat, &format!("organization_id={}", c.id)).await;
+    let not_mine = app
+        .list_ok(&pat, &format!("organization_id={}", c.id))
+        .await;
     assert_eq!(not_mine["pagination"]["total_count"], 0);
 
     // a user with no memberships sees nothing
-    let loner = admin::create_user(&app.pool, "loner@example.com").await.unwrap();
-    let loner_pat = create_token(&app.pool, TokenOwner::User(loner.id), scopes(&["refunds:read"]), None).await.unwrap().token;
-    assert_eq!(app.list_ok(&loner_pat, "").await["pagination"]["total_count"], 0);
+    let loner = admin::create_user(&app.pool, "loner@example.com")
+        .await
+        .unwrap();
+    let loner_pat = create_token(
+        &app.pool,
+        TokenOwner::User(loner.id),
+        scopes(&["refunds:read"]),
+        None,
+    )
+    .await
+    .unwrap()
+    .token;
+    assert_eq!(
+        app.list_ok(&loner_pat, "").await["pagination"]["total_count"],
+        0
+    );
 }
 
 #[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
 async fn tokens_are_stored_only_as_hashes(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
-    let created = create_token(&app.pool, TokenOwner::Organization(org.id), scopes(&["refunds:read"]), None).await.unwrap();
+    let created = create_token(
+        &app.pool,
+        TokenOwner::Organization(org.id),
+        scopes(&["refunds:read"]),
+        None,
+    )
+    .await
+    .unwrap();
     let stored: Vec<u8> = sqlx::query_scalar("SELECT token_hash FROM access_tokens WHERE id = $1")
-        .bind(created.id).fetch_one(&app.pool).await.unwrap();
+        .bind(created.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(stored, hash_token(&created.token));
     let dump: String = sqlx::query_scalar("SELECT string_agg(t::text, ' ') FROM access_tokens t")
-        .fetch_one(&app.pool).await.unwrap();
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert!(!dump.contains(&created.token["polar_oat_".len()..]));
 
-    let unknown_scope = create_token(&app.pool, TokenOwner::Organization(org.id), scopes(&["refunds:admin"]), None).await;
+    let unknown_scope = create_token(
+        &app.pool,
+        TokenOwner::Organization(org.id),
+        scopes(&["refunds:admin"]),
+        None,
+    )
+    .await;
     assert!(unknown_scope.is_err());
-    let missing_owner = create_token(&app.pool, TokenOwner::Organization(Uuid::new_v4()), scopes(&["refunds:read"]), None).await;
+    let missing_owner = create_token(
+        &app.pool,
+        TokenOwner::Organization(Uuid::new_v4()),
+        scopes(&["refunds:read"]),
+        None,
+    )
+    .await;
     assert!(missing_owner.is_err());
 }

@@ -14,14 +14,29 @@ async fn fifty_simultaneous_refunds_never_over_refund(pool: PgPool) {
     let order_id = app.order(org.id, 10_000, 2_000).await;
 
     let attempts = (0..50).map(|_| {
-        app.create_refund(&org.write_token, json!({"order_id": order_id, "reason": "other", "amount": 300}))
+        app.create_refund(
+            &org.write_token,
+            json!({"order_id": order_id, "reason": "other", "amount": 300}),
+        )
     });
     let responses = join_all(attempts).await;
-    let created = responses.iter().filter(|r| r.status == StatusCode::CREATED).count();
-    let refused = responses.iter().filter(|r| r.status == StatusCode::UNPROCESSABLE_ENTITY).count();
+    let created = responses
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let refused = responses
+        .iter()
+        .filter(|r| r.status == StatusCode::UNPROCESSABLE_ENTITY)
+        .count();
     assert_eq!((created, refused), (33, 17));
-    for response in responses.iter().filter(|r| r.status == StatusCode::UNPROCESSABLE_ENTITY) {
-        assert_eq!(response.json()["detail"][0]["msg"], "Refund amount exceeds refundable amount");
+    for response in responses
+        .iter()
+        .filter(|r| r.status == StatusCode::UNPROCESSABLE_ENTITY)
+    {
+        assert_eq!(
+            response.json()["detail"][0]["msg"],
+            "Refund amount exceeds refundable amount"
+        );
     }
 
     let (count, amount, tax): (i64, i64, i64) = sqlx::query_as(
@@ -29,7 +44,10 @@ async fn fifty_simultaneous_refunds_never_over_refund(pool: PgPool) {
     ).bind(order_id).fetch_one(&app.pool).await.unwrap();
     let state = app.order_state(order_id).await;
     assert_eq!(count, 33);
-    assert_eq!((state.refunded_amount, state.refunded_tax_amount), (amount, tax));
+    assert_eq!(
+        (state.refunded_amount, state.refunded_tax_amount),
+        (amount, tax)
+    );
     assert_eq!(state.refunded_amount, 9_900);
     assert!(state.refunded_tax_amount <= 2_000);
     assert_eq!(state.status, "partially_refunded");

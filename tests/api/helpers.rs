@@ -7,6 +7,7 @@ use refunds_server::admin::service as admin;
 use refunds_server::auth::service::{TokenOwner, create_token};
 use refunds_server::orders::service::{PaidOrderInput, create_paid_order};
 use refunds_server::processor::PaymentProcessor;
+use refunds_server::refunds::model::{DisputeStatus, RefundDispute};
 use refunds_server::startup::{AppState, Application};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -148,7 +149,12 @@ impl TestApp {
     }
 
     /// POST /v1/refunds/ with raw bytes and an optional content type.
-    pub async fn post_raw(&self, token: &str, content_type: Option<&str>, body: Vec<u8>) -> Response {
+    pub async fn post_raw(
+        &self,
+        token: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Response {
         let mut request = self
             .client
             .post(format!("{}/v1/refunds/", self.address))
@@ -178,8 +184,13 @@ impl TestApp {
     }
 
     pub async fn list(&self, token: &str, query: &str) -> Response {
-        self.request(Method::GET, &format!("/v1/refunds/?{query}"), Some(token), None)
-            .await
+        self.request(
+            Method::GET,
+            &format!("/v1/refunds/?{query}"),
+            Some(token),
+            None,
+        )
+        .await
     }
 
     /// Lists and returns the body of a 200.
@@ -187,6 +198,25 @@ impl TestApp {
         let response = self.list(token, query).await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.text);
         response.json()
+    }
+
+    /// Opens a dispute through the service (amounts default to what is refundable).
+    pub async fn dispute(
+        &self,
+        order_id: Uuid,
+        status: DisputeStatus,
+        amount: Option<i64>,
+        tax_amount: Option<i64>,
+    ) -> RefundDispute {
+        refunds_server::disputes::service::open_dispute(
+            &AppState::new(self.pool.clone()),
+            order_id,
+            status,
+            amount,
+            tax_amount,
+        )
+        .await
+        .unwrap()
     }
 
     pub async fn order_state(&self, order_id: Uuid) -> OrderState {

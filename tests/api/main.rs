@@ -7,3 +7,4 @@ mod create;
 mod helpers;
 mod list;
 mod routing;
+mod seed;

@@ -10,10 +10,24 @@ async fn the_bare_and_double_slashed_paths_are_served_without_redirects(pool: Pg
     let org = app.organization("Acme").await;
     let order_id = app.order(org.id, 1000, 0).await;
     let body = json!({"order_id": order_id, "reason": "other", "amount": 10});
-    for path in ["/v1/refunds", "/v1/refunds/", "//v1/refunds/", "/api/v1/refunds/"] {
-        let created = app.request(Method::POST, path, Some(&org.write_token), Some(body.clone())).await;
+    for path in [
+        "/v1/refunds",
+        "/v1/refunds/",
+        "//v1/refunds/",
+        "/api/v1/refunds/",
+    ] {
+        let created = app
+            .request(
+                Method::POST,
+                path,
+                Some(&org.write_token),
+                Some(body.clone()),
+            )
+            .await;
         assert_eq!(created.status, StatusCode::CREATED, "POST {path}");
-        let listed = app.request(Method::GET, path, Some(&org.read_token), None).await;
+        let listed = app
+            .request(Method::GET, path, Some(&org.read_token), None)
+            .await;
         assert_eq!(listed.status, StatusCode::OK, "GET {path}");
         assert_eq!(listed.header("content-type"), Some("application/json"));
     }
@@ -24,14 +38,22 @@ async fn the_bare_and_double_slashed_paths_are_served_without_redirects(pool: Pg
 async fn unknown_routes_and_methods_answer_like_starlette(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
-    for path in ["/v1/refunds/3fa85f64-5717-4562-b3fc-2c963f66afa6", "/nope", "/v1/orders/"] {
-        let response = app.request(Method::GET, path, Some(&org.read_token), None).await;
+    for path in [
+        "/v1/refunds/3fa85f64-5717-4562-b3fc-2c963f66afa6",
+        "/nope",
+        "/v1/orders/",
+    ] {
+        let response = app
+            .request(Method::GET, path, Some(&org.read_token), None)
+            .await;
         assert_eq!(response.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(response.json(), json!({"detail": "Not Found"}));
         assert_eq!(response.header("content-type"), Some("application/json"));
     }
     for method in [Method::DELETE, Method::PUT, Method::PATCH] {
-        let response = app.request(method.clone(), "/v1/refunds/", Some(&org.write_token), None).await;
+        let response = app
+            .request(method.clone(), "/v1/refunds/", Some(&org.write_token), None)
+            .await;
         assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
         assert_eq!(response.json(), json!({"detail": "Method Not Allowed"}));
         let allow = response.header("allow").expect("Allow header");
@@ -44,7 +66,10 @@ async fn polar_version_is_accepted_echoed_and_defaulted(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
     let send = |version: Option<&'static str>| {
-        let mut request = app.client.get(format!("{}/v1/refunds/", app.address)).bearer_auth(&org.read_token);
+        let mut request = app
+            .client
+            .get(format!("{}/v1/refunds/", app.address))
+            .bearer_auth(&org.read_token);
         if let Some(version) = version {
             request = request.header("Polar-Version", version);
         }
@@ -61,7 +86,10 @@ async fn polar_version_is_accepted_echoed_and_defaulted(pool: PgPool) {
     for version in ["2025-01", "latest", ""] {
         let response = send(Some(version)).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{version:?}");
-        assert_eq!(response.json::<serde_json::Value>().await.unwrap(), json!({"detail": "Not Found"}));
+        assert_eq!(
+            response.json::<serde_json::Value>().await.unwrap(),
+            json!({"detail": "Not Found"})
+        );
     }
 }
 
@@ -70,13 +98,20 @@ async fn headers_the_sdks_send_are_tolerated(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
     let order_id = app.order(org.id, 1000, 0).await;
-    let listed = app.client.get(format!("{}/v1/refunds/?sorting=-created_at&limit=10&page=1", app.address))
+    let listed = app
+        .client
+        .get(format!(
+            "{}/v1/refunds/?sorting=-created_at&limit=10&page=1",
+            app.address
+        ))
         .bearer_auth(&org.read_token)
         .header("content-type", "application/json")
         .header("cookie", "")
         .header("polar-organization", org.id.to_string())
         .header("user-agent", "speakeasy-sdk/typescript 1.0.1")
-        .send().await.unwrap();
+        .send()
+        .await
+        .unwrap();
     assert_eq!(listed.status(), StatusCode::OK);
     // the 0.x builds always send revoke_benefits and sometimes a null comment
     let created = app.create_refund(&org.write_token, json!({
@@ -90,7 +125,8 @@ async fn request_bodies_are_validated_like_fastapi(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
     let order_id = app.order(org.id, 1000, 0).await;
-    let body_error = |detail: serde_json::Value| json!({"error": "RequestValidationError", "detail": detail});
+    let body_error =
+        |detail: serde_json::Value| json!({"error": "RequestValidationError", "detail": detail});
     let literal = "Input should be <RefundReason.duplicate: 'duplicate'>, <RefundReason.fraudulent: 'fraudulent'>, <RefundReason.customer_request: 'customer_request'>, <RefundReason.service_disruption: 'service_disruption'>, <RefundReason.satisfaction_guarantee: 'satisfaction_guarantee'> or <RefundReason.other: 'other'>";
     let valid = |amount: serde_json::Value| json!({"order_id": order_id, "reason": "other", "amount": amount});
 
@@ -127,14 +163,30 @@ async fn request_bodies_are_validated_like_fastapi(pool: PgPool) {
         assert_eq!(response.json(), expected, "{shown}");
     }
 
-    let unreadable = app.post_raw(&org.write_token, Some("application/json"), vec![b'{', 0xff, 0xfe, b'}']).await;
+    let unreadable = app
+        .post_raw(
+            &org.write_token,
+            Some("application/json"),
+            vec![b'{', 0xff, 0xfe, b'}'],
+        )
+        .await;
     assert_eq!(unreadable.status, StatusCode::BAD_REQUEST);
-    assert_eq!(unreadable.json(), json!({"detail": "There was an error parsing the body"}));
+    assert_eq!(
+        unreadable.json(),
+        json!({"detail": "There was an error parsing the body"})
+    );
 
     // lax coercions are accepted like pydantic's
     for amount in [json!("10"), json!(10.0), json!(true)] {
-        let response: Response = app.create_refund(&org.write_token, valid(amount.clone())).await;
-        assert_eq!(response.status, StatusCode::CREATED, "{amount}: {}", response.text);
+        let response: Response = app
+            .create_refund(&org.write_token, valid(amount.clone()))
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::CREATED,
+            "{amount}: {}",
+            response.text
+        );
     }
     assert_eq!(app.order_state(order_id).await.refunded_amount, 21);
 }

@@ -1,0 +1,126 @@
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::refunds::model::{DisputeStatus, RefundDispute};
+
+pub struct NewDispute {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub order_id: Uuid,
+    pub payment_id: Uuid,
+    pub status: DisputeStatus,
+    pub amount: i64,
+    pub tax_amount: i64,
+    pub currency: String,
+}
+
+pub async fn insert_dispute(conn: &mut PgConnection, dispute: NewDispute) -> Result<RefundDispute> {
+    let created_at = sqlx::query_scalar!(
+        r#"
+        INSERT INTO disputes (id, organization_id, order_id, payment_id, status, amount, tax_amount, currency)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        RETURNING created_at
+        "#,
+        dispute.id,
+        dispute.organization_id,
+        dispute.order_id,
+        dispute.payment_id,
+        dispute.status.as_str(),
+        dispute.amount,
+        dispute.tax_amount,
+        dispute.currency,
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(RefundDispute {
+        created_at,
+        modified_at: None,
+        id: dispute.id,
+        status: dispute.status,
+        resolved: dispute.status.is_resolved(),
+        closed: dispute.status.is_closed(),
+        amount: dispute.amount,
+        tax_amount: dispute.tax_amount,
+        currency: dispute.currency,
+        order_id: dispute.order_id,
+        payment_id: dispute.payment_id,
+    })
+}
+
+struct DisputeRow {
+    id: Uuid,
+    order_id: Uuid,
+    payment_id: Uuid,
+    status: String,
+    amount: i64,
+    tax_amount: i64,
+    currency: String,
+    created_at: DateTime<Utc>,
+    modified_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<DisputeRow> for RefundDispute {
+    type Error = Error;
+
+    fn try_from(row: DisputeRow) -> Result<Self> {
+        let status = DisputeStatus::parse(&row.status)
+            .ok_or_else(|| Error::Corrupt(format!("unknown dispute status {:?}", row.status)))?;
+        Ok(RefundDispute {
+            created_at: row.created_at,
+            modified_at: row.modified_at,
+            id: row.id,
+            status,
+            resolved: status.is_resolved(),
+            closed: status.is_closed(),
+            amount: row.amount,
+            tax_amount: row.tax_amount,
+            currency: row.currency,
+            order_id: row.order_id,
+            payment_id: row.payment_id,
+        })
+    }
+}
+
+/// The order a dispute belongs to, read without a lock (to lock the order first).
+pub async fn order_of(conn: &mut PgConnection, dispute_id: Uuid) -> Result<Option<Uuid>> {
+    Ok(
+        sqlx::query_scalar!("SELECT order_id FROM disputes WHERE id = $1", dispute_id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// Reads a dispute whose order the caller has locked.
+pub async fn find_dispute(
+    conn: &mut PgConnection,
+    dispute_id: Uuid,
+) -> Result<Option<RefundDispute>> {
+    sqlx::query_as!(
+        DisputeRow,
+        r#"
+        SELECT id, order_id, payment_id, status, amount, tax_amount, currency, created_at, modified_at
+        FROM disputes WHERE id = $1
+        "#,
+        dispute_id
+    )
+    .fetch_optional(conn)
+    .await?
+    .map(RefundDispute::try_from)
+    .transpose()
+}
+
+pub async fn set_status(
+    conn: &mut PgConnection,
+    dispute_id: Uuid,
+    status: DisputeStatus,
+) -> Result<DateTime<Utc>> {
+    Ok(sqlx::query_scalar!(
+        r#"UPDATE disputes SET status = $2, modified_at = now() WHERE id = $1 RETURNING modified_at AS "modified_at!""#,
+        dispute_id,
+        status.as_str(),
+    )
+    .fetch_one(conn)
+    .await?)
+}
