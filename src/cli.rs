@@ -33,6 +33,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the HTTP API (creates the database and applies migrations first).
     Serve(ServeConfig),
+    /// Serve with demo data: the same as `serve --demo`.
+    Demo(ServeConfig),
     /// Apply the database migrations and exit.
     Migrate(DatabaseConfig),
     /// Create an organization and print it as JSON.
@@ -130,6 +132,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     use crate::startup::connect_and_migrate;
     match cli.command {
         Command::Serve(config) => crate::startup::run(config).await,
+        Command::Demo(config) => {
+            crate::startup::run(ServeConfig {
+                demo: true,
+                ..config
+            })
+            .await
+        }
         Command::Migrate(database) => {
             connect_and_migrate(&database).await?;
             tracing::info!("migrations applied");

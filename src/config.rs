@@ -26,6 +26,9 @@ pub struct ServeConfig {
     /// Seconds a request may take before it answers 503.
     #[arg(long, env = "REFUNDS_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
+    /// Seed demo data on an empty database (or issue new demo tokens) and print how to use it.
+    #[arg(long, env = "REFUNDS_DEMO")]
+    pub demo: bool,
     /// Bearer token of the /admin/ API; the admin API answers 404 when it is not set.
     #[arg(long, env = "REFUNDS_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,

@@ -77,6 +77,33 @@ impl From<sqlx::Error> for Error {
 }
 
 impl Error {
+    /// A short stable name for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidToken => "invalid_token",
+            Error::Unauthorized => "unauthorized",
+            Error::InsufficientScope(_) => "insufficient_scope",
+            Error::RequestValidation(_) => "invalid_request",
+            Error::PolarRequestValidation(_) => "rejected_request",
+            Error::UnreadableBody => "unreadable_body",
+            Error::PayloadTooLarge => "payload_too_large",
+            Error::OrderNotFound(_) => "order_not_found",
+            Error::OverRefund(_) => "over_refund",
+            Error::RefundsBlocked(_) => "refunds_blocked",
+            Error::RefundedAlready(_) => "refunded_already",
+            Error::RefundDisputedPayment(_) => "disputed_payment",
+            Error::RevokeSubscriptionBenefitsProhibited => "revoke_benefits_prohibited",
+            Error::RefundUnknownPayment(_) => "unknown_payment",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::Processor(_) => "processor_error",
+            Error::NotReady(_) => "not_ready",
+            Error::DatabaseUnavailable(_) => "database_unavailable",
+            Error::Database(_) => "database_error",
+            Error::Corrupt(_) => "corrupt_data",
+        }
+    }
+
     /// A single-field validation failure raised by a service, in Polar's shape.
     pub fn invalid_field(field: &str, msg: &str, input: Value) -> Self {
         Error::PolarRequestValidation(vec![ValidationIssue::new(

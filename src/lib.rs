@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod disputes;
 pub mod error;
 pub mod http;

@@ -296,7 +296,8 @@ mod tests {
         assert_eq!(batches(0, 10).count(), 0);
         assert_eq!(batches(25, 10).collect::<Vec<_>>(), [0..10, 10..20, 20..25]);
         assert_eq!(batches(20, 10).collect::<Vec<_>>(), [0..10, 10..20]);
-        assert_eq!(batches(5, 50_000).collect::<Vec<_>>(), [0..5]);
+        let mut one = batches(5, 50_000);
+        assert_eq!((one.next(), one.next()), (Some(0..5), None));
     }
 
     #[test]

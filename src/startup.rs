@@ -105,9 +105,21 @@ impl Application {
 /// `refunds-server serve`.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let pool = connect_and_migrate(&config.database).await?;
+    let demo = match config.demo {
+        true => crate::demo::prepare(&pool)
+            .await
+            .context("preparing the demo data")?,
+        false => None,
+    };
+    if config.demo && demo.is_none() {
+        tracing::warn!("the database holds data other than the demo: no demo data created");
+    }
     let mut state = AppState::new(pool).with_admin_token(config.admin_token.as_deref());
     state.request_timeout = Duration::from_secs(config.request_timeout);
     let application = Application::bind(config.bind, state).await?;
+    if let Some(demo) = demo {
+        println!("{}", crate::demo::banner(&demo, application.local_addr()));
+    }
     tracing::info!(address = %application.local_addr(), "listening");
     let drain = Duration::from_secs(config.shutdown_timeout);
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();

@@ -167,14 +167,13 @@ fn deserialize_issue(
             input.cloned().unwrap_or_default(),
         );
     }
-    if let Some(field) = named("unknown field `") {
-        path.push(json!(field));
-        let extra = input.and_then(|value| value.get(&field)).cloned();
+    if message.starts_with("unknown field `") {
+        // the path already ends at the unknown field
         return body_issue(
             "extra_forbidden",
             path,
             "Extra inputs are not permitted",
-            extra.unwrap_or_default(),
+            input.cloned().unwrap_or_default(),
         );
     }
     body_issue(

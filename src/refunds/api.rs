@@ -27,8 +27,13 @@ async fn create_refund(
     body: RawBody,
 ) -> Result<(StatusCode, Json<Refund>)> {
     let input = parse_refund_create(body.content_type.as_deref(), &body.bytes)?;
-    let refund = service::create_refund(&state, &principal, input).await?;
-    Ok((StatusCode::CREATED, Json(refund)))
+    let created = service::create_refund(&state, &principal, input).await;
+    let outcome = match &created {
+        Ok(refund) => refund.status.as_str(),
+        Err(error) => error.kind(),
+    };
+    metrics::counter!("refunds_created_total", "outcome" => outcome).increment(1);
+    Ok((StatusCode::CREATED, Json(created?)))
 }
 
 async fn list_refunds(

@@ -30,7 +30,14 @@ pub async fn spawn_app_with_processor(pool: PgPool, processor: impl PaymentProce
     spawn_app_with(state).await
 }
 
-async fn spawn_app_with(state: AppState) -> TestApp {
+pub const ADMIN_TOKEN: &str = "test-admin-secret";
+
+/// An app whose admin API is on, guarded by `ADMIN_TOKEN`.
+pub async fn spawn_admin_app(pool: PgPool) -> TestApp {
+    spawn_app_with(AppState::new(pool).with_admin_token(Some(ADMIN_TOKEN))).await
+}
+
+pub async fn spawn_app_with(state: AppState) -> TestApp {
     let pool = state.pool.clone();
     let application = Application::bind("127.0.0.1:0".parse().unwrap(), state)
         .await
@@ -180,6 +187,28 @@ impl TestApp {
             )
             .await;
         assert_eq!(response.status, StatusCode::CREATED, "{}", response.text);
+        response.json()
+    }
+
+    /// A request to the admin API with the admin token.
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Response {
+        self.request(method, path, Some(ADMIN_TOKEN), body).await
+    }
+
+    /// An admin request that must answer `expected`; returns the body.
+    pub async fn admin_ok(
+        &self,
+        method: Method,
+        path: &str,
+        body: Value,
+        expected: StatusCode,
+    ) -> Value {
+        let response = self.admin(method.clone(), path, Some(body)).await;
+        assert_eq!(
+            response.status, expected,
+            "{method} {path}: {}",
+            response.text
+        );
         response.json()
     }
 

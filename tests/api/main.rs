@@ -1,5 +1,6 @@
 //! End-to-end tests: the real server on a real socket, a fresh PostgreSQL database per test.
 
+mod admin;
 mod auth;
 mod cli;
 mod concurrency;
