@@ -55,7 +55,8 @@ pub struct SeedReport {
 }
 
 /// Creates `options.orders` paid orders, each with a succeeded payment and
-/// `options.refunds_per_order` succeeded refunds, for a pool of new customers.
+/// `options.refunds_per_order` succeeded refunds, for a pool of new customers. Each batch
+/// commits on its own: an error leaves the batches before it in place.
 pub async fn seed(pool: &PgPool, options: &SeedOptions) -> Result<SeedReport> {
     let started = Instant::now();
     validate(options)?;
@@ -160,7 +161,7 @@ async fn create_customers(pool: &PgPool, organization_id: Uuid, count: u64) -> R
 fn batches(orders: u64, batch_size: u64) -> impl Iterator<Item = Range<u64>> {
     (0..orders)
         .step_by(batch_size as usize)
-        .map(move |start| start..(start + batch_size).min(orders))
+        .map(move |start| start..start.saturating_add(batch_size).min(orders))
 }
 
 fn progress_bar(options: &SeedOptions) -> ProgressBar {
@@ -170,7 +171,7 @@ fn progress_bar(options: &SeedOptions) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(options.orders), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} orders ({per_sec}, {eta} left)",
+            "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} orders, {eta} left",
         )
         .expect("the template is valid")
         .progress_chars("=> "),

@@ -34,7 +34,11 @@ async fn readiness(State(state): State<AppState>) -> Result<Json<serde_json::Val
         sqlx::query_scalar!("SELECT max(version) FROM _sqlx_migrations WHERE success")
             .fetch_one(&state.pool)
             .await
-            .map_err(Error::DatabaseUnavailable)?;
+            .map_err(|error| match error {
+                // PostgreSQL answered, but without the migrations table.
+                sqlx::Error::Database(_) => Error::NotReady("database migrations are not applied"),
+                other => Error::DatabaseUnavailable(other),
+            })?;
     if applied.unwrap_or_default() < latest {
         return Err(Error::NotReady("database migrations are not applied"));
     }

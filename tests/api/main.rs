@@ -7,5 +7,6 @@ mod concurrency;
 mod create;
 mod helpers;
 mod list;
+mod ops;
 mod routing;
 mod seed;
