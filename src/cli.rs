@@ -35,6 +35,23 @@ pub enum Command {
     Serve(ServeConfig),
     /// Serve with demo data: the same as `serve --demo`.
     Demo(ServeConfig),
+    /// Fill a database with paid orders and refunds, for benchmarks.
+    Seed {
+        /// How many paid orders to create.
+        #[arg(long)]
+        orders: u64,
+        /// Succeeded refunds per order (0 to 100).
+        #[arg(long, default_value_t = 1)]
+        refunds_per_order: u32,
+        /// Seed into this organization; a new one is created when omitted.
+        #[arg(long)]
+        organization_id: Option<Uuid>,
+        /// Orders written per transaction.
+        #[arg(long, default_value_t = crate::seed::DEFAULT_BATCH_SIZE)]
+        batch_size: u64,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
     /// Apply the database migrations and exit.
     Migrate(DatabaseConfig),
     /// Create an organization and print it as JSON.
@@ -138,6 +155,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 ..config
             })
             .await
+        }
+        Command::Seed {
+            orders,
+            refunds_per_order,
+            organization_id,
+            batch_size,
+            database,
+        } => {
+            let pool = connect_and_migrate(&database).await?;
+            let options = crate::seed::SeedOptions {
+                orders,
+                refunds_per_order,
+                organization_id,
+                batch_size,
+                progress: true,
+            };
+            let report = crate::seed::seed(&pool, &options).await?;
+            print_json(&serde_json::json!({
+                "organization_id": report.organization_id,
+                "orders": report.orders,
+                "refunds": report.refunds,
+                "seconds": report.elapsed.as_secs_f64(),
+            }))
         }
         Command::Migrate(database) => {
             connect_and_migrate(&database).await?;

@@ -1,7 +1,8 @@
 //! The binary itself: the set-up subcommands of the README walk-through, and `serve`.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -153,35 +154,107 @@ fn bad_settings_fail_at_start_up_with_one_line_naming_them() {
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
 }
 
-#[tokio::test]
-async fn serve_creates_its_database_and_stops_cleanly_on_sigterm() {
-    let name = format!("refunds_serve_{}", Uuid::new_v4().simple());
-    let url = with_database(&std::env::var("DATABASE_URL").expect("DATABASE_URL"), &name);
-    let mut child = Command::new(BINARY)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("DATABASE_URL", &url)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (address_tx, address_rx) = std::sync::mpsc::channel();
+/// A server process started from the binary, with its output collected.
+struct ServerProcess {
+    child: Child,
+    address: String,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn collect(
+    pipe: impl std::io::Read + Send + 'static,
+    sink: Arc<Mutex<String>>,
+    address: Option<mpsc::Sender<String>>,
+) {
     std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(at) = line.find("127.0.0.1:") {
-                let address: String = line[at..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                    .collect();
-                let _ = address_tx.send(address);
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if let (Some(sender), Some(at)) = (&address, line.find("listening"))
+                && let Some(start) = line[at..].find("127.0.0.1:")
+            {
+                let rest = &line[at + start..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                    .unwrap_or(rest.len());
+                let _ = sender.send(rest[..end].to_owned());
             }
+            sink.lock().unwrap().push_str(&line);
+            sink.lock().unwrap().push('\n');
         }
     });
-    let address = address_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server says where it listens");
+}
 
-    let response = reqwest::get(format!("http://{address}/v1/refunds/"))
+impl ServerProcess {
+    fn start(args: &[&str], envs: &[(&str, &str)]) -> ServerProcess {
+        let mut child = Command::new(BINARY)
+            .args(args)
+            .args(["--bind", "127.0.0.1:0"])
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (stdout, stderr) = (Arc::default(), Arc::<Mutex<String>>::default());
+        let (sender, receiver) = mpsc::channel();
+        collect(child.stdout.take().unwrap(), Arc::clone(&stdout), None);
+        collect(
+            child.stderr.take().unwrap(),
+            Arc::clone(&stderr),
+            Some(sender),
+        );
+        let address = receiver
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no listening line: {}", stderr.lock().unwrap()));
+        ServerProcess {
+            child,
+            address: format!("http://{address}"),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// SIGTERM, then the exit status and everything printed.
+    async fn stop(mut self) -> (std::process::ExitStatus, String, String) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = tokio::task::spawn_blocking(move || self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let stdout = self.stdout.lock().unwrap().clone();
+        let stderr = self.stderr.lock().unwrap().clone();
+        (status, stdout, stderr)
+    }
+}
+
+/// A database name that does not exist yet, and its URL; dropped by `drop_database`.
+fn fresh_database() -> (String, String) {
+    let name = format!("refunds_cli_{}", Uuid::new_v4().simple());
+    let url = with_database(&std::env::var("DATABASE_URL").expect("DATABASE_URL"), &name);
+    (name, url)
+}
+
+async fn drop_database(name: &str) {
+    let admin = sqlx::PgPool::connect(&std::env::var("DATABASE_URL").unwrap())
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn serve_creates_its_database_and_stops_cleanly_on_sigterm() {
+    let (name, url) = fresh_database();
+    let server = ServerProcess::start(&["serve"], &[("DATABASE_URL", &url)]);
+    let response = reqwest::get(format!("{}/v1/refunds/", server.address))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -189,32 +262,260 @@ async fn serve_creates_its_database_and_stops_cleanly_on_sigterm() {
         response.json::<Value>().await.unwrap(),
         json!({"error": "Unauthorized", "detail": "Unauthorized"})
     );
+    let (status, _, _) = server.stop().await;
+    assert!(status.success(), "exit status {status:?}");
+    drop_database(&name).await;
+}
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
+/// The value printed after `label` in the demo banner.
+fn banner_value(banner: &str, label: &str) -> String {
+    let line = banner
+        .lines()
+        .find(|line| line.trim_start().starts_with(label))
+        .unwrap_or_else(|| panic!("{label} in {banner}"));
+    line.trim_start()[label.len()..].trim().to_owned()
+}
+
+#[tokio::test]
+async fn demo_mode_seeds_an_empty_database_once_and_prints_how_to_use_it() {
+    let (name, url) = fresh_database();
+    let server = ServerProcess::start(&["demo"], &[("DATABASE_URL", &url)]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let banner = server.stdout.lock().unwrap().clone();
+    assert!(banner.contains("demo data created"), "{banner}");
+    let write_token = banner_value(&banner, "read-write token");
+    let read_token = banner_value(&banner, "read-only token");
+    let order_ids: Vec<&str> = banner
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|word| Uuid::parse_str(word).is_ok())
+        .collect();
+    assert_eq!(order_ids.len(), 12, "{banner}");
+    assert!(banner.contains(&format!("curl -s -X POST {}/v1/refunds/", server.address)));
+
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{}/v1/refunds/", server.address))
+        .bearer_auth(&write_token)
+        .json(&json!({"order_id": order_ids[0], "reason": "customer_request", "amount": 1110}))
+        .send()
+        .await
         .unwrap();
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(created.json::<Value>().await.unwrap()["tax_amount"], 278);
+    let refused = client
+        .post(format!("{}/v1/refunds/", server.address))
+        .bearer_auth(&read_token)
+        .json(&json!({"order_id": order_ids[0], "reason": "other", "amount": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let (status, _, _) = server.stop().await;
+    assert!(status.success());
+
+    // again on the same database: no new orders, fresh tokens that work
+    let server = ServerProcess::start(&["serve", "--demo"], &[("DATABASE_URL", &url)]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let banner = server.stdout.lock().unwrap().clone();
+    assert!(banner.contains("existing demo data"), "{banner}");
+    let new_token = banner_value(&banner, "read-only token");
+    assert_ne!(new_token, read_token);
+    let listed = client
+        .get(format!("{}/v1/refunds/", server.address))
+        .bearer_auth(&new_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.json::<Value>().await.unwrap()["pagination"]["total_count"],
+        1
+    );
+    server.stop().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(orders, 12);
+    pool.close().await;
+    drop_database(&name).await;
+}
+
+#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+async fn demo_mode_leaves_a_database_with_other_data_alone(pool: PgPool) {
+    refunds_server::admin::service::create_organization(&pool, "Real Company", None)
+        .await
+        .unwrap();
+    let server = ServerProcess::start(&["demo"], &[("DATABASE_URL", &database_url(&pool))]);
+    let (status, stdout, stderr) = server.stop().await;
+    assert!(status.success());
+    assert!(!stdout.contains("token"), "{stdout}");
+    assert!(stderr.contains("no demo data created"), "{stderr}");
+    let organizations: i64 = sqlx::query_scalar("SELECT count(*) FROM organizations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(organizations, 1);
+}
+
+#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+async fn logs_are_json_with_request_ids_and_never_show_tokens_or_bodies(pool: PgPool) {
+    let admin_token = format!("admin-{}", Uuid::new_v4().simple());
+    let server = ServerProcess::start(
+        &["serve"],
+        &[
+            ("DATABASE_URL", &database_url(&pool)),
+            ("REFUNDS_LOG_FORMAT", "json"),
+            ("REFUNDS_ADMIN_TOKEN", &admin_token),
+            ("RUST_LOG", "debug"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let admin = |path: &str, body: Value| {
+        client
+            .post(format!("{}{path}", server.address))
+            .bearer_auth(&admin_token)
+            .json(&body)
+            .send()
+    };
+    let org: Value = admin("/admin/organizations", json!({"name": "Acme"}))
         .await
         .unwrap()
-        .unwrap();
-    assert!(status.success(), "exit status {status:?}");
-
-    let admin = sqlx::PgPool::connect(&std::env::var("DATABASE_URL").unwrap())
+        .json()
         .await
         .unwrap();
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&admin)
-            .await
-            .unwrap();
-    assert!(exists, "serve created its database");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&admin)
+    let org_id = org["id"].as_str().unwrap();
+    let token: Value = admin(
+        &format!("/admin/organizations/{org_id}/access-tokens"),
+        json!({"scopes": ["refunds:write"]}),
+    )
+    .await
+    .unwrap()
+    .json()
     .await
     .unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+    let customer: Value = admin(
+        "/admin/customers",
+        json!({"organization_id": org_id, "email": "secret-email-marker@example.com"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let order: Value = admin("/admin/orders", json!({"organization_id": org_id, "customer_id": customer["id"], "net_amount": 1000, "tax_amount": 0, "currency": "usd"})).await.unwrap().json().await.unwrap();
+    let refund = client.post(format!("{}/v1/refunds/", server.address)).bearer_auth(&token)
+        .json(&json!({"order_id": order["id"], "reason": "other", "amount": 5, "comment": "secret-comment-marker"})).send().await.unwrap();
+    assert_eq!(refund.status(), StatusCode::CREATED);
+    let bad = client
+        .get(format!("{}/v1/refunds/", server.address))
+        .bearer_auth("polar_oat_secretbadtokenmarker")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    let request_id = bad.headers()["x-request-id"].to_str().unwrap().to_owned();
+
+    let (status, _, logs) = server.stop().await;
+    assert!(status.success());
+    for secret in [
+        admin_token.as_str(),
+        token.as_str(),
+        &token["polar_oat_".len()..],
+        "secretbadtokenmarker",
+        "secret-comment-marker",
+        "secret-email-marker",
+    ] {
+        assert!(!logs.contains(secret), "{secret:?} appears in the logs");
+    }
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    assert!(lines.len() > 5);
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["span"]["request_id"] == request_id.as_str()
+                && line["fields"]["status"] == 401),
+        "the request's log line carries its id"
+    );
+}
+
+fn help(args: &[&str]) -> String {
+    let output = Command::new(BINARY)
+        .args(args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{args:?} --help");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let top = help(&[]);
+    let subcommands = [
+        "serve",
+        "demo",
+        "migrate",
+        "seed",
+        "create-organization",
+        "create-user",
+        "add-member",
+        "create-token",
+        "create-customer",
+        "create-order",
+    ];
+    for subcommand in subcommands {
+        assert!(
+            top.contains(subcommand),
+            "{subcommand} in the top-level help"
+        );
+        let text = help(&[subcommand]);
+        assert!(
+            text.contains("Usage: refunds-server") && text.contains("--database-url"),
+            "{subcommand}: {text}"
+        );
+    }
+    assert!(help(&["serve"]).contains("[env: REFUNDS_ADMIN_TOKEN"));
+}
+
+/// There is no Docker engine here, so the compose file and the Dockerfile are checked
+/// against the binary: the commands they run exist and every variable they set is read.
+#[test]
+fn docker_compose_and_dockerfile_run_what_the_binary_offers() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let compose = std::fs::read_to_string(format!("{root}/docker-compose.yml")).unwrap();
+    let dockerfile = std::fs::read_to_string(format!("{root}/Dockerfile")).unwrap();
+    let server = &compose[compose.find("\n  server:").expect("a server service")..];
+    let command = server
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("command: [\""))
+        .expect("a command");
+    let command = command.trim_end_matches("\"]");
+    let command_help = help(&[command]);
+    let environment = &server[server.find("environment:").unwrap()..];
+    let variables: Vec<&str> = environment
+        .lines()
+        .skip(1)
+        .take_while(|line| line.starts_with("      "))
+        .filter_map(|line| line.trim().split_once(':').map(|(key, _)| key))
+        .collect();
+    assert!(variables.contains(&"DATABASE_URL") && variables.contains(&"REFUNDS_ADMIN_TOKEN"));
+    for variable in variables.iter().filter(|v| **v != "RUST_LOG") {
+        assert!(
+            command_help.contains(&format!("[env: {variable}")),
+            "`{command}` does not read {variable}"
+        );
+    }
+    assert!(compose.contains("condition: service_healthy") && compose.contains("pg_isready"));
+    assert!(
+        dockerfile.contains("CMD [\"serve\"]")
+            && dockerfile.contains("ENV REFUNDS_BIND=0.0.0.0:8000")
+    );
+    assert!(dockerfile.contains("SQLX_OFFLINE=true") && dockerfile.contains("USER refunds"));
+    assert!(help(&["serve"]).contains("[env: REFUNDS_BIND"));
 }
