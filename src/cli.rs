@@ -52,6 +52,8 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseConfig,
     },
+    /// Print the OpenAPI document (the committed `openapi/openapi.json`).
+    Openapi,
     /// Apply the database migrations and exit.
     Migrate(DatabaseConfig),
     /// Create an organization and print it as JSON.
@@ -178,6 +180,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "refunds": report.refunds,
                 "seconds": report.elapsed.as_secs_f64(),
             }))
+        }
+        Command::Openapi => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::http::openapi::document())?
+            );
+            Ok(())
         }
         Command::Migrate(database) => {
             connect_and_migrate(&database).await?;

@@ -104,6 +104,7 @@ impl Application {
 
 /// `refunds-server serve`.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let signalled = shutdown_signal().context("installing signal handlers")?;
     let pool = connect_and_migrate(&config.database).await?;
     let demo = match config.demo {
         true => crate::demo::prepare(&pool)
@@ -124,7 +125,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let drain = Duration::from_secs(config.shutdown_timeout);
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(application.serve(async move {
-        shutdown_signal().await;
+        signalled.await;
         tracing::info!("shutting down, draining in-flight requests");
         let _ = signalled_tx.send(());
     }));
@@ -139,21 +140,16 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let interrupt = async {
-        tokio::signal::ctrl_c().await.expect("SIGINT handler");
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler")
-            .recv()
-            .await;
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
-    }
+/// Registers for SIGTERM and SIGINT at once (so a signal sent as soon as the server says it
+/// listens is not lost) and completes when either arrives.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
+        }
+    })
 }

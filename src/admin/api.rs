@@ -2,45 +2,66 @@
 //! and disputes for sandboxes, test suites and order ingestion. Not part of Polar's API; it
 //! is guarded by its own bearer token and answers 404 when `REFUNDS_ADMIN_TOKEN` is unset.
 
+use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use axum::routing::{get, patch, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::service as admin;
 use crate::AppState;
 use crate::auth::service::{self as tokens, CreatedToken, TokenOwner};
-use crate::disputes::service as disputes;
+use crate::disputes::service::{self as disputes, DisputeOpening};
 use crate::error::{Error, Result};
 use crate::http::extract::AdminJson;
+use crate::http::openapi::{ErrorBody, HttpValidationError};
 use crate::http::validation::ValidationIssue;
 use crate::orders::repo::OrderView;
 use crate::orders::service::{self as orders, PaidOrderInput};
 use crate::refunds::model::{DisputeStatus, RefundDispute};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/admin/organizations", post(create_organization))
-        .route("/admin/organizations/{id}", patch(update_organization))
-        .route(
-            "/admin/organizations/{id}/access-tokens",
-            post(create_organization_token),
-        )
-        .route("/admin/users", post(create_user))
-        .route("/admin/users/{id}/memberships", post(add_membership))
-        .route(
-            "/admin/users/{id}/access-tokens",
-            post(create_personal_token),
-        )
-        .route("/admin/customers", post(create_customer))
-        .route("/admin/orders", post(create_order))
-        .route("/admin/orders/{id}", get(get_order).patch(update_order))
-        .route("/admin/orders/{id}/disputes", post(create_dispute))
-        .route("/admin/disputes/{id}", patch(update_dispute))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_organization))
+        .routes(routes!(update_organization))
+        .routes(routes!(create_organization_token))
+        .routes(routes!(create_user))
+        .routes(routes!(add_membership))
+        .routes(routes!(create_personal_token))
+        .routes(routes!(create_customer))
+        .routes(routes!(create_order))
+        .routes(routes!(get_order, update_order))
+        .routes(routes!(create_dispute))
+        .routes(routes!(update_dispute))
+}
+
+/// The failures every admin route may answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum AdminFailures {
+    /// The admin token is missing or wrong.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The admin API is off, or the object named in the path does not exist.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The object would duplicate a unique one (slug, email, external id).
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// The body is larger than 10 MiB.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// Bad input, with the path of the field in `loc`.
+    #[response(status = 422)]
+    Invalid(HttpValidationError),
+    /// The database is unavailable or the request timed out.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
 }
 
 /// Proof that the caller holds `REFUNDS_ADMIN_TOKEN`.
@@ -95,13 +116,22 @@ fn created<T>(value: T) -> Result<Created<T>> {
     Ok((StatusCode::CREATED, Json(value)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct OrganizationCreate {
     name: String,
     slug: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/organizations",
+    tag = "admin",
+    summary = "Create an organization.",
+    security(("admin_token" = [])),
+    request_body(content = OrganizationCreate, content_type = "application/json"),
+    responses((status = 201, description = "Created.", body = admin::Organization), AdminFailures),
+)]
 async fn create_organization(
     _: Admin,
     State(state): State<AppState>,
@@ -110,12 +140,22 @@ async fn create_organization(
     created(admin::create_organization(&state.pool, &body.name, body.slug.as_deref()).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefundsBlockedUpdate {
     refunds_blocked: bool,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/organizations/{id}",
+    tag = "admin",
+    summary = "Block or unblock refunds for an organization.",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The organization ID.")),
+    request_body(content = RefundsBlockedUpdate, content_type = "application/json"),
+    responses((status = 200, description = "OK.", body = admin::Organization), AdminFailures),
+)]
 async fn update_organization(
     _: Admin,
     State(state): State<AppState>,
@@ -128,13 +168,23 @@ async fn update_organization(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenCreate {
     scopes: Vec<String>,
     expires_in_seconds: Option<i64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/organizations/{id}/access-tokens",
+    tag = "admin",
+    summary = "Create an organization access token (`polar_oat_…`); the token is shown only in this answer.",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The organization ID.")),
+    request_body(content = TokenCreate, content_type = "application/json"),
+    responses((status = 201, description = "Created.", body = CreatedToken), AdminFailures),
+)]
 async fn create_organization_token(
     _: Admin,
     State(state): State<AppState>,
@@ -145,12 +195,21 @@ async fn create_organization_token(
     created(tokens::create_token(&state.pool, owner, body.scopes, body.expires_in_seconds).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserCreate {
     email: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users",
+    tag = "admin",
+    summary = "Create a user.",
+    security(("admin_token" = [])),
+    request_body(content = UserCreate, content_type = "application/json"),
+    responses((status = 201, description = "Created.", body = admin::User), AdminFailures),
+)]
 async fn create_user(
     _: Admin,
     State(state): State<AppState>,
@@ -159,18 +218,28 @@ async fn create_user(
     created(admin::create_user(&state.pool, &body.email).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MembershipCreate {
     organization_id: Uuid,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Membership {
     user_id: Uuid,
     organization_id: Uuid,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/memberships",
+    tag = "admin",
+    summary = "Make a user a member of an organization.",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The user ID.")),
+    request_body(content = MembershipCreate, content_type = "application/json"),
+    responses((status = 201, description = "Created.", body = Membership), AdminFailures),
+)]
 async fn add_membership(
     _: Admin,
     State(state): State<AppState>,
@@ -185,6 +254,16 @@ async fn add_membership(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/access-tokens",
+    tag = "admin",
+    summary = "Create a personal access token (`polar_pat_…`); the token is shown only in this answer.",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The user ID.")),
+    request_body(content = TokenCreate, content_type = "application/json"),
+    responses((status = 201, description = "Created.", body = CreatedToken), AdminFailures),
+)]
 async fn create_personal_token(
     _: Admin,
     State(state): State<AppState>,
@@ -195,7 +274,7 @@ async fn create_personal_token(
     created(tokens::create_token(&state.pool, owner, body.scopes, body.expires_in_seconds).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CustomerCreate {
     organization_id: Uuid,
@@ -204,6 +283,15 @@ struct CustomerCreate {
     name: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/customers",
+    tag = "admin",
+    summary = "Create a customer.",
+    security(("admin_token" = [])),
+    request_body(content = CustomerCreate, content_type = "application/json"),
+    responses((status = 201, description = "Created.", body = admin::Customer), AdminFailures),
+)]
 async fn create_customer(
     _: Admin,
     State(state): State<AppState>,
@@ -221,7 +309,7 @@ async fn create_customer(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct OrderCreate {
     organization_id: Uuid,
@@ -236,6 +324,15 @@ struct OrderCreate {
     metadata: Map<String, Value>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/orders",
+    tag = "admin",
+    summary = "Create a paid order with its succeeded payment.",
+    security(("admin_token" = [])),
+    request_body(content = OrderCreate, content_type = "application/json"),
+    responses((status = 201, description = "Created.", body = OrderView), AdminFailures),
+)]
 async fn create_order(
     _: Admin,
     State(state): State<AppState>,
@@ -258,6 +355,15 @@ async fn create_order(
     created(orders::get_order(&state.pool, order.id).await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/orders/{id}",
+    tag = "admin",
+    summary = "Read an order, with Polar's Order field names.",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The order ID.")),
+    responses((status = 200, description = "OK.", body = OrderView), AdminFailures),
+)]
 async fn get_order(
     _: Admin,
     State(state): State<AppState>,
@@ -266,6 +372,16 @@ async fn get_order(
     Ok(Json(orders::get_order(&state.pool, path_id(&id)?).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/orders/{id}",
+    tag = "admin",
+    summary = "Block or unblock refunds for an order.",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The order ID.")),
+    request_body(content = RefundsBlockedUpdate, content_type = "application/json"),
+    responses((status = 200, description = "OK.", body = OrderView), AdminFailures),
+)]
 async fn update_order(
     _: Admin,
     State(state): State<AppState>,
@@ -278,32 +394,42 @@ async fn update_order(
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DisputeCreate {
-    status: DisputeStatus,
-    amount: Option<i64>,
-    tax_amount: Option<i64>,
-}
-
+#[utoipa::path(
+    post,
+    path = "/admin/orders/{id}/disputes",
+    tag = "admin",
+    summary = "Open a dispute on an order; an `early_warning` is prevented with a refund at once.",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The order ID.")),
+    request_body(content = DisputeOpening, content_type = "application/json"),
+    responses((status = 201, description = "Created.", body = RefundDispute), AdminFailures),
+)]
 async fn create_dispute(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    AdminJson(body): AdminJson<DisputeCreate>,
+    AdminJson(opening): AdminJson<DisputeOpening>,
 ) -> Result<Created<RefundDispute>> {
     let order_id = path_id(&id)?;
-    created(
-        disputes::open_dispute(&state, order_id, body.status, body.amount, body.tax_amount).await?,
-    )
+    created(disputes::open_dispute(&state, order_id, opening).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DisputeUpdate {
     status: DisputeStatus,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/disputes/{id}",
+    tag = "admin",
+    summary = "Move a dispute to another status; `early_warning` prevents it with a refund.",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The dispute ID.")),
+    request_body(content = DisputeUpdate, content_type = "application/json"),
+    responses((status = 200, description = "OK.", body = RefundDispute), AdminFailures),
+)]
 async fn update_dispute(
     _: Admin,
     State(state): State<AppState>,

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Organization {
     pub id: Uuid,
     pub name: String,
@@ -94,7 +94,7 @@ pub async fn set_organization_refunds_blocked(
     .ok_or(Error::NotFound("Organization"))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub email: String,
@@ -134,7 +134,7 @@ pub async fn add_membership(pool: &PgPool, user_id: Uuid, organization_id: Uuid)
     Ok(())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Customer {
     pub id: Uuid,
     pub organization_id: Uuid,

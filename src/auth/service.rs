@@ -31,7 +31,7 @@ pub async fn authenticate(pool: &PgPool, header: Option<&str>) -> Result<Princip
 }
 
 /// A token as shown once, at creation. Only its hash is kept.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     pub id: Uuid,
     pub token: String,

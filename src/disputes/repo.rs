@@ -14,13 +14,16 @@ pub struct NewDispute {
     pub amount: i64,
     pub tax_amount: i64,
     pub currency: String,
+    pub reason: Option<String>,
+    pub evidence_due_by: Option<DateTime<Utc>>,
 }
 
 pub async fn insert_dispute(conn: &mut PgConnection, dispute: NewDispute) -> Result<RefundDispute> {
     let created_at = sqlx::query_scalar!(
         r#"
-        INSERT INTO disputes (id, organization_id, order_id, payment_id, status, amount, tax_amount, currency)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        INSERT INTO disputes (id, organization_id, order_id, payment_id, status, amount, tax_amount,
+                              currency, reason, evidence_due_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         RETURNING created_at
         "#,
         dispute.id,
@@ -31,6 +34,8 @@ pub async fn insert_dispute(conn: &mut PgConnection, dispute: NewDispute) -> Res
         dispute.amount,
         dispute.tax_amount,
         dispute.currency,
+        dispute.reason,
+        dispute.evidence_due_by,
     )
     .fetch_one(conn)
     .await?;
@@ -44,6 +49,9 @@ pub async fn insert_dispute(conn: &mut PgConnection, dispute: NewDispute) -> Res
         amount: dispute.amount,
         tax_amount: dispute.tax_amount,
         currency: dispute.currency,
+        reason: dispute.reason,
+        past_due: RefundDispute::is_past_due(dispute.evidence_due_by),
+        evidence_due_by: dispute.evidence_due_by,
         order_id: dispute.order_id,
         payment_id: dispute.payment_id,
     })
@@ -57,6 +65,8 @@ struct DisputeRow {
     amount: i64,
     tax_amount: i64,
     currency: String,
+    reason: Option<String>,
+    evidence_due_by: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     modified_at: Option<DateTime<Utc>>,
 }
@@ -77,6 +87,9 @@ impl TryFrom<DisputeRow> for RefundDispute {
             amount: row.amount,
             tax_amount: row.tax_amount,
             currency: row.currency,
+            reason: row.reason,
+            past_due: RefundDispute::is_past_due(row.evidence_due_by),
+            evidence_due_by: row.evidence_due_by,
             order_id: row.order_id,
             payment_id: row.payment_id,
         })
@@ -100,7 +113,8 @@ pub async fn find_dispute(
     sqlx::query_as!(
         DisputeRow,
         r#"
-        SELECT id, order_id, payment_id, status, amount, tax_amount, currency, created_at, modified_at
+        SELECT id, order_id, payment_id, status, amount, tax_amount, currency, reason,
+               evidence_due_by, created_at, modified_at
         FROM disputes WHERE id = $1
         "#,
         dispute_id

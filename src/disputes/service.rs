@@ -1,5 +1,8 @@
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgConnection;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::repo::{self, NewDispute};
@@ -10,15 +13,38 @@ use crate::refunds::model::{DisputeStatus, RefundDispute, RefundReason, RefundSt
 use crate::refunds::service::{RefundRecord, record_refund};
 use crate::refunds::tax::RefundSplit;
 
-/// Opens a dispute on an order's succeeded payment. Its amounts default to what is still
-/// refundable and may not exceed it. An `early_warning` (or `prevented`) dispute is
-/// prevented at once.
+/// A dispute as the processor reports it. The amounts default to what is still refundable.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = DisputeCreate)]
+pub struct DisputeOpening {
+    pub status: DisputeStatus,
+    pub amount: Option<i64>,
+    pub tax_amount: Option<i64>,
+    /// The reason reported by the card network, e.g. `fraudulent`.
+    pub reason: Option<String>,
+    /// Deadline to submit evidence.
+    pub evidence_due_by: Option<DateTime<Utc>>,
+}
+
+impl DisputeOpening {
+    pub fn new(status: DisputeStatus) -> Self {
+        Self {
+            status,
+            amount: None,
+            tax_amount: None,
+            reason: None,
+            evidence_due_by: None,
+        }
+    }
+}
+
+/// Opens a dispute on an order's succeeded payment. Its amounts may not exceed what is
+/// still refundable. An `early_warning` (or `prevented`) dispute is prevented at once.
 pub async fn open_dispute(
     state: &AppState,
     order_id: Uuid,
-    status: DisputeStatus,
-    amount: Option<i64>,
-    tax_amount: Option<i64>,
+    opening: DisputeOpening,
 ) -> Result<RefundDispute> {
     let mut tx = state.pool.begin().await?;
     let order = lock_order(&mut tx, order_id).await?;
@@ -26,8 +52,12 @@ pub async fn open_dispute(
         .payment_id
         .ok_or(Error::RefundUnknownPayment(order.id))?;
     let amounts = RefundSplit {
-        amount: amount.unwrap_or_else(|| order.amounts.refundable_amount()),
-        tax_amount: tax_amount.unwrap_or_else(|| order.amounts.refundable_tax_amount()),
+        amount: opening
+            .amount
+            .unwrap_or_else(|| order.amounts.refundable_amount()),
+        tax_amount: opening
+            .tax_amount
+            .unwrap_or_else(|| order.amounts.refundable_tax_amount()),
     };
     check_within_refundable(&order, amounts)?;
     let dispute = repo::insert_dispute(
@@ -37,10 +67,12 @@ pub async fn open_dispute(
             organization_id: order.organization_id,
             order_id: order.id,
             payment_id,
-            status,
+            status: opening.status,
             amount: amounts.amount,
             tax_amount: amounts.tax_amount,
             currency: order.currency.clone(),
+            reason: opening.reason,
+            evidence_due_by: opening.evidence_due_by,
         },
     )
     .await?;

@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod ops;
 pub mod timestamp;
 pub mod validation;
@@ -29,10 +30,10 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// The application's routes with their layers; `normalize_path` must wrap it (see
 /// `startup`) because path rewriting has to happen before routing.
 pub fn router(state: AppState) -> Router {
+    let (routes, _) = openapi::routes().split_for_parts();
     Router::new()
-        .merge(crate::refunds::api::routes())
-        .merge(crate::admin::api::routes())
-        .merge(ops::routes())
+        .merge(routes)
+        .merge(openapi::reference_routes())
         .fallback(|| async { error::detail_only(StatusCode::NOT_FOUND, "Not Found") })
         .method_not_allowed_fallback(|| async {
             error::detail_only(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")

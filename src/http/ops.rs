@@ -1,30 +1,50 @@
 //! Operational routes: liveness, readiness and Prometheus metrics.
 
+use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::Error;
+use crate::http::openapi::PolarError;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(health))
-        .route("/readyz", get(readiness))
-        .route("/metrics", get(metrics))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(readiness))
+        .routes(routes!(metrics))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Status {
+    /// Always `ok`.
+    status: String,
 }
 
 /// The process is up and answering.
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Up.", body = Status)))]
+async fn health() -> Json<Status> {
+    Json(Status {
+        status: "ok".into(),
+    })
 }
 
 /// PostgreSQL answers and every migration this build knows has been applied.
-async fn readiness(State(state): State<AppState>) -> Result<Json<serde_json::Value>, Error> {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready to serve.", body = Status),
+        (status = 503, description = "PostgreSQL is unreachable or not migrated.", body = PolarError),
+    ),
+)]
+async fn readiness(State(state): State<AppState>) -> Result<Json<Status>, Error> {
     let latest = crate::startup::MIGRATOR
         .iter()
         .map(|migration| migration.version)
@@ -42,9 +62,18 @@ async fn readiness(State(state): State<AppState>) -> Result<Json<serde_json::Val
     if applied.unwrap_or_default() < latest {
         return Err(Error::NotReady("database migrations are not applied"));
     }
-    Ok(Json(json!({"status": "ok"})))
+    Ok(Json(Status {
+        status: "ok".into(),
+    }))
 }
 
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "The metrics.", body = String, content_type = "text/plain")),
+)]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     metrics::gauge!("refunds_db_pool_connections").set(state.pool.size() as f64);
     metrics::gauge!("refunds_db_pool_idle_connections").set(state.pool.num_idle() as f64);

@@ -5,15 +5,32 @@ use serde_json::Value;
 
 /// One validation failure: `{"type", "loc", "msg", "input", "ctx"?}`.
 /// `input` is always present (`null` when the input was missing).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = ValidationError)]
 pub struct ValidationIssue {
     #[serde(rename = "type")]
     pub kind: String,
+    #[schema(schema_with = location)]
     pub loc: Vec<Value>,
     pub msg: String,
+    #[schema(value_type = Value, required = false)]
     pub input: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
     pub ctx: Option<Value>,
+}
+
+/// `loc`: the path to the failing input, keys and indexes.
+fn location() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            AnyOfBuilder::new()
+                .item(ObjectBuilder::new().schema_type(Type::String))
+                .item(ObjectBuilder::new().schema_type(Type::Integer)),
+        )
+        .build()
+        .into()
 }
 
 impl ValidationIssue {

@@ -166,7 +166,7 @@ pub async fn organization_of(
 }
 
 /// An order as the admin API shows it, with Polar's Order field names.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct OrderView {
     pub id: Uuid,
     pub organization_id: Uuid,

@@ -1,9 +1,12 @@
 //! HTTP handlers of `/v1/refunds/`: parse, call the service, answer.
 
+use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::{Json, Router};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::input::{BodyError, parse_list_query, parse_refund_create};
 use super::model::Refund;
@@ -11,16 +14,81 @@ use super::service::{self, RefundList};
 use crate::AppState;
 use crate::error::{Error, Result};
 use crate::http::extract::{RawBody, RefundsRead, RefundsWrite};
+use crate::http::openapi::{
+    AuthFailure, CreateForbidden, HttpValidationError, ListRefundsParams, OAuth2Error, PolarError,
+    metadata_input, uuid4_schema,
+};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> OpenApiRouter<AppState> {
     // The bare path is served as well, not redirected: one official SDK build does not
     // follow redirects, and curl users POST to it.
-    let refunds = get(list_refunds).post(create_refund);
-    Router::new()
-        .route("/v1/refunds/", refunds.clone())
-        .route("/v1/refunds", refunds)
+    OpenApiRouter::new()
+        .routes(routes!(list_refunds, create_refund))
+        .route("/v1/refunds", get(list_refunds).post(create_refund))
 }
 
+/// Reason for the refund.
+// The reasons a client may give: `dispute_prevention` is the server's own.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+enum ManualRefundReason {
+    Duplicate,
+    Fraudulent,
+    CustomerRequest,
+    ServiceDisruption,
+    SatisfactionGuarantee,
+    Other,
+}
+
+// The body of `POST /v1/refunds/` as documented; `refunds::input` parses it.
+#[derive(ToSchema)]
+#[schema(as = RefundCreate)]
+#[allow(dead_code)]
+struct RefundCreateBody {
+    #[schema(schema_with = metadata_input, required = false)]
+    metadata: (),
+    #[schema(schema_with = uuid4_schema)]
+    order_id: String,
+    #[schema(inline)]
+    reason: ManualRefundReason,
+    /// Amount to refund in cents. Minimum is 1.
+    #[schema(exclusive_minimum = 0)]
+    amount: i64,
+    /// An internal comment about the refund.
+    comment: Option<String>,
+    /// Should this refund trigger the associated customer benefits to be revoked?
+    ///
+    /// **Note:**
+    /// Only allowed in case the `order` is a one-time purchase.
+    /// Subscriptions automatically revoke customer benefits once the
+    /// subscription itself is revoked, i.e fully canceled.
+    #[schema(default = false, required = false)]
+    revoke_benefits: bool,
+}
+
+/// Create a refund.
+///
+/// **Scopes**: `refunds:write`
+#[utoipa::path(
+    post,
+    path = "/v1/refunds/",
+    operation_id = "refunds:create",
+    tag = "refunds",
+    summary = "Create Refund",
+    request_body(content = RefundCreateBody, content_type = "application/json"),
+    security(("pat" = ["refunds:write"]), ("oat" = ["refunds:write"])),
+    responses(
+        (status = 201, description = "Refund created.", body = Refund),
+        (status = 400, description = "Benefits of a subscription cannot be revoked by a refund, or the body is not UTF-8.", body = PolarError),
+        (status = 401, description = "Missing or invalid token.", body = AuthFailure),
+        (status = 403, description = "Order is already fully refunded, refunds are blocked, the payment is disputed, or the token lacks `refunds:write`.", body = CreateForbidden),
+        (status = 404, description = "The order has no succeeded payment.", body = PolarError),
+        (status = 413, description = "The body is larger than 10 MiB.", body = PolarError),
+        (status = 422, description = "Validation Error", body = HttpValidationError),
+        (status = 503, description = "The database is unavailable or the request timed out.", body = PolarError),
+    ),
+)]
 async fn create_refund(
     State(state): State<AppState>,
     RefundsWrite(principal): RefundsWrite,
@@ -36,6 +104,25 @@ async fn create_refund(
     Ok((StatusCode::CREATED, Json(created?)))
 }
 
+/// List refunds.
+///
+/// **Scopes**: `refunds:read` `refunds:write`
+#[utoipa::path(
+    get,
+    path = "/v1/refunds/",
+    operation_id = "refunds:list",
+    tag = "refunds",
+    summary = "List Refunds",
+    params(ListRefundsParams),
+    security(("pat" = ["refunds:read", "refunds:write"]), ("oat" = ["refunds:read", "refunds:write"])),
+    responses(
+        (status = 200, description = "Successful Response", body = RefundList),
+        (status = 401, description = "Missing or invalid token.", body = AuthFailure),
+        (status = 403, description = "The token lacks `refunds:read` and `refunds:write`.", body = OAuth2Error),
+        (status = 422, description = "Validation Error", body = HttpValidationError),
+        (status = 503, description = "The database is unavailable or the request timed out.", body = PolarError),
+    ),
+)]
 async fn list_refunds(
     State(state): State<AppState>,
     RefundsRead(principal): RefundsRead,

@@ -5,12 +5,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::http::openapi::{
+    MetadataOutputType, date_time, nullable_date_time, nullable_dispute, nullable_uuid4,
+    uuid4_schema,
+};
 use crate::http::timestamp;
 
 macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    // `tt`, not `literal`: the derives must see the renames as plain string tokens.
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:tt),+ $(,)? }) => {
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize, ::utoipa::ToSchema,
+        )]
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub enum $name {
             $(#[serde(rename = $text)] $variant),+
         }
@@ -80,6 +87,7 @@ impl DisputeStatus {
 
 string_enum!(
     /// One `sorting` criterion of the list endpoint; `-` means descending.
+    #[schema(as = RefundSortProperty)]
     RefundSort {
         CreatedAt => "created_at",
         CreatedAtDesc => "-created_at",
@@ -88,35 +96,47 @@ string_enum!(
     }
 );
 
-/// Polar's `Refund` schema; field order is the order Polar emits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// Polar's `Refund` schema; field order is the order Polar emits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Refund {
     #[serde(with = "timestamp")]
+    #[schema(schema_with = date_time)]
     pub created_at: DateTime<Utc>,
     #[serde(with = "timestamp::option")]
+    #[schema(schema_with = nullable_date_time, required = true)]
     pub modified_at: Option<DateTime<Utc>>,
+    #[schema(schema_with = uuid4_schema)]
     pub id: Uuid,
+    #[schema(value_type = MetadataOutputType)]
     pub metadata: Map<String, Value>,
     pub status: RefundStatus,
     pub reason: RefundReason,
     pub amount: i64,
     pub tax_amount: i64,
     pub currency: String,
+    #[schema(schema_with = uuid4_schema)]
     pub organization_id: Uuid,
+    #[schema(schema_with = uuid4_schema)]
     pub order_id: Uuid,
+    #[schema(schema_with = nullable_uuid4, required = true)]
     pub subscription_id: Option<Uuid>,
+    #[schema(schema_with = uuid4_schema)]
     pub customer_id: Uuid,
     pub revoke_benefits: bool,
+    #[schema(schema_with = nullable_dispute, required = true)]
     pub dispute: Option<RefundDispute>,
 }
 
 /// Polar's `RefundDispute` schema.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RefundDispute {
     #[serde(with = "timestamp")]
+    #[schema(schema_with = date_time)]
     pub created_at: DateTime<Utc>,
     #[serde(with = "timestamp::option")]
+    #[schema(schema_with = nullable_date_time, required = true)]
     pub modified_at: Option<DateTime<Utc>>,
+    #[schema(schema_with = uuid4_schema)]
     pub id: Uuid,
     pub status: DisputeStatus,
     pub resolved: bool,
@@ -124,8 +144,26 @@ pub struct RefundDispute {
     pub amount: i64,
     pub tax_amount: i64,
     pub currency: String,
+    /// The reason for the dispute as reported by the card network.
+    #[schema(required = true)]
+    pub reason: Option<String>,
+    /// Deadline to submit evidence; `None` when no response is required.
+    #[serde(with = "timestamp::option")]
+    #[schema(schema_with = nullable_date_time, required = true)]
+    pub evidence_due_by: Option<DateTime<Utc>>,
+    /// Whether the evidence submission deadline has passed.
+    pub past_due: bool,
+    #[schema(schema_with = uuid4_schema)]
     pub order_id: Uuid,
+    #[schema(schema_with = uuid4_schema)]
     pub payment_id: Uuid,
+}
+
+impl RefundDispute {
+    /// Polar's `past_due`: an evidence deadline that has passed.
+    pub fn is_past_due(evidence_due_by: Option<DateTime<Utc>>) -> bool {
+        evidence_due_by.is_some_and(|due| due < Utc::now())
+    }
 }
 
 /// A validated `RefundCreate` body.

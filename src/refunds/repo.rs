@@ -87,6 +87,8 @@ struct RefundRow {
     dispute_amount: Option<i64>,
     dispute_tax_amount: Option<i64>,
     dispute_currency: Option<String>,
+    dispute_reason: Option<String>,
+    dispute_evidence_due_by: Option<DateTime<Utc>>,
     dispute_payment_id: Option<Uuid>,
 }
 
@@ -110,6 +112,9 @@ impl RefundRow {
                     amount: self.dispute_amount.unwrap_or_default(),
                     tax_amount: self.dispute_tax_amount.unwrap_or_default(),
                     currency: self.dispute_currency.unwrap_or_default(),
+                    reason: self.dispute_reason,
+                    past_due: RefundDispute::is_past_due(self.dispute_evidence_due_by),
+                    evidence_due_by: self.dispute_evidence_due_by,
                     order_id: self.order_id,
                     payment_id: self.dispute_payment_id.unwrap_or_default(),
                 })
@@ -219,6 +224,7 @@ pub async fn list_refunds(
          d.created_at AS dispute_created_at, d.modified_at AS dispute_modified_at, \
          d.status AS dispute_status, d.amount AS dispute_amount, \
          d.tax_amount AS dispute_tax_amount, d.currency AS dispute_currency, \
+         d.reason AS dispute_reason, d.evidence_due_by AS dispute_evidence_due_by, \
          d.payment_id AS dispute_payment_id \
          FROM refunds r LEFT JOIN disputes d ON d.id = r.dispute_id",
     );

@@ -179,13 +179,14 @@ pub async fn record_refund(
 }
 
 /// Polar's `ListResource[Refund]`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ListResource_Refund_)]
 pub struct RefundList {
     pub items: Vec<Refund>,
     pub pagination: Pagination,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Pagination {
     pub total_count: i64,
     pub max_page: i64,

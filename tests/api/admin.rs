@@ -550,10 +550,18 @@ async fn an_open_dispute_blocks_refunds_until_it_is_won_or_lost(pool: PgPool) {
         .admin_ok(
             Method::POST,
             &format!("/admin/orders/{order_id}/disputes"),
-            json!({"status": "needs_response"}),
+            json!({"status": "needs_response", "reason": "fraudulent", "evidence_due_by": "2020-01-02T03:04:05Z"}),
             StatusCode::CREATED,
         )
         .await;
+    assert_eq!(
+        (
+            dispute["reason"].as_str(),
+            dispute["evidence_due_by"].as_str(),
+            dispute["past_due"].as_bool()
+        ),
+        (Some("fraudulent"), Some("2020-01-02T03:04:05Z"), Some(true))
+    );
     assert_eq!(
         (dispute["amount"].as_i64(), dispute["tax_amount"].as_i64()),
         (Some(1000), Some(250)),
@@ -700,10 +708,11 @@ async fn an_early_warning_is_prevented_with_a_dispute_prevention_refund(pool: Pg
         .admin_ok(
             Method::POST,
             &format!("/admin/orders/{order_id}/disputes"),
-            json!({"status": "needs_response"}),
+            json!({"status": "needs_response", "evidence_due_by": "2999-01-01T00:00:00Z"}),
             StatusCode::CREATED,
         )
         .await;
+    assert_eq!(later["past_due"], false);
     assert_eq!(
         (later["amount"].as_i64(), later["tax_amount"].as_i64()),
         (Some(400), Some(100))

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use refunds_server::admin::service as admin;
 use refunds_server::auth::service::{TokenOwner, create_token};
+use refunds_server::disputes::service::DisputeOpening;
 use refunds_server::orders::service::{PaidOrderInput, create_paid_order};
 use refunds_server::processor::PaymentProcessor;
 use refunds_server::refunds::model::{DisputeStatus, RefundDispute};
@@ -237,12 +238,15 @@ impl TestApp {
         amount: Option<i64>,
         tax_amount: Option<i64>,
     ) -> RefundDispute {
+        let opening = DisputeOpening {
+            amount,
+            tax_amount,
+            ..DisputeOpening::new(status)
+        };
         refunds_server::disputes::service::open_dispute(
             &AppState::new(self.pool.clone()),
             order_id,
-            status,
-            amount,
-            tax_amount,
+            opening,
         )
         .await
         .unwrap()

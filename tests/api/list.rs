@@ -417,12 +417,23 @@ async fn a_refund_made_for_a_dispute_lists_with_the_dispute_embedded(pool: PgPoo
             "amount",
             "tax_amount",
             "currency",
+            "reason",
+            "evidence_due_by",
+            "past_due",
             "order_id",
             "payment_id"
         ]
     );
     assert_eq!(embedded["id"], dispute.id.to_string());
     assert_eq!(embedded["status"], "prevented");
+    assert_eq!(
+        (
+            embedded["reason"].clone(),
+            embedded["evidence_due_by"].clone(),
+            embedded["past_due"].clone()
+        ),
+        (Value::Null, Value::Null, json!(false))
+    );
     assert_eq!(
         (embedded["resolved"].clone(), embedded["closed"].clone()),
         (json!(false), json!(true))

@@ -7,6 +7,7 @@ mod concurrency;
 mod create;
 mod helpers;
 mod list;
+mod openapi;
 mod ops;
 mod routing;
 mod seed;

@@ -1,0 +1,285 @@
+//! The OpenAPI document: committed as generated, and compatible with Polar's official
+//! fragment (`openapi/polar-reference.json`, copied from shared/reference) for the refunds
+//! operations and schemas.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+const POLAR_SCHEMAS: &[&str] = &[
+    "Refund",
+    "RefundCreate",
+    "RefundDispute",
+    "ListResource_Refund_",
+    "Pagination",
+    "RefundReason",
+    "RefundStatus",
+    "RefundSortProperty",
+    "DisputeStatus",
+    "MetadataOutputType",
+    "RefundedAlready",
+    "HTTPValidationError",
+    "ValidationError",
+];
+
+/// Differences we mean, each with its reason. A key is the path of a difference.
+fn allowed_differences() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::from([(
+        "paths./v1/refunds/.post.responses.403",
+        "Polar declares only RefundedAlready for 403 but answers RefundsBlocked, RefundDisputedPayment and insufficient_scope with 403 too; ours documents all of them (RefundedAlready first)",
+    )])
+}
+
+/// Statuses we document beyond Polar's: answers Polar's server gives too, undeclared there.
+const EXTRA_STATUSES: &[(&str, &[&str])] = &[
+    ("get", &["401", "403", "503"]),
+    ("post", &["400", "401", "404", "413", "503"]),
+];
+
+fn root() -> String {
+    env!("CARGO_MANIFEST_DIR").to_owned()
+}
+
+fn read_json(path: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(format!("{}/{path}", root())).unwrap()).unwrap()
+}
+
+#[test]
+fn the_committed_document_is_the_generated_one() {
+    let generated =
+        serde_json::to_string_pretty(&refunds_server::http::openapi::document()).unwrap();
+    let committed = std::fs::read_to_string(format!("{}/openapi/openapi.json", root())).unwrap();
+    assert!(
+        generated.trim() == committed.trim(),
+        "openapi/openapi.json is stale: run `cargo run -- openapi > openapi/openapi.json`"
+    );
+}
+
+/// Keeps what a client depends on (types, formats, enums, required fields, structure) in
+/// one canonical form: `const` is a one-value `enum`, `type: [T, "null"]` and `oneOf` are
+/// `anyOf`, and titles, descriptions and examples are dropped.
+fn normalize(schema: &Value) -> Value {
+    let Some(object) = schema.as_object() else {
+        return schema.clone();
+    };
+    let mut out = Map::new();
+    for (key, value) in object {
+        match key.as_str() {
+            "type" => match value {
+                Value::Array(types) => {
+                    let members: Vec<Value> = types
+                        .iter()
+                        .map(|t| {
+                            let mut member = object.clone();
+                            member.insert("type".into(), t.clone());
+                            if t == "null" {
+                                json!({"type": "null"})
+                            } else {
+                                normalize(&Value::Object(member))
+                            }
+                        })
+                        .collect();
+                    return sorted_any_of(members);
+                }
+                _ => {
+                    out.insert("type".into(), value.clone());
+                }
+            },
+            "const" => {
+                out.insert("enum".into(), json!([value]));
+            }
+            "anyOf" | "oneOf" => {
+                let members = value.as_array().unwrap().iter().map(normalize).collect();
+                return sorted_any_of(members);
+            }
+            "properties" => {
+                let properties: Map<String, Value> = value
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(name, property)| (name.clone(), normalize(property)))
+                    .collect();
+                out.insert(key.clone(), Value::Object(properties));
+            }
+            "required" => {
+                let mut names: Vec<String> = value
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.as_str().unwrap().to_owned())
+                    .collect();
+                names.sort();
+                out.insert(key.clone(), json!(names));
+            }
+            "items" | "additionalProperties" | "propertyNames" => {
+                out.insert(key.clone(), normalize(value));
+            }
+            "exclusiveMinimum" => {
+                out.insert(key.clone(), json!(value.as_f64()));
+            }
+            "format" | "enum" | "$ref" | "default" | "minLength" | "maxLength"
+            | "maxProperties" => {
+                out.insert(key.clone(), value.clone());
+            }
+            _ => {} // title, description, examples, x-…
+        }
+    }
+    Value::Object(out)
+}
+
+fn sorted_any_of(mut members: Vec<Value>) -> Value {
+    members.sort_by_key(|member| member.to_string());
+    json!({"anyOf": members})
+}
+
+/// Every difference between two normalized schemas, as `path: official ≠ ours`.
+fn differences(path: &str, official: &Value, ours: &Value, found: &mut Vec<String>) {
+    match (official, ours) {
+        (Value::Object(a), Value::Object(b)) => {
+            for key in a.keys().chain(b.keys().filter(|key| !a.contains_key(*key))) {
+                let here = format!("{path}.{key}");
+                match (a.get(key), b.get(key)) {
+                    (Some(x), Some(y)) => differences(&here, x, y, found),
+                    (x, y) => {
+                        found.push(format!("{here}: official {} ≠ ours {}", show(x), show(y)))
+                    }
+                }
+            }
+        }
+        (a, b) if a != b => found.push(format!("{path}: official {a} ≠ ours {b}")),
+        _ => {}
+    }
+}
+
+fn show(value: Option<&Value>) -> String {
+    value.map_or("(absent)".into(), Value::to_string)
+}
+
+#[test]
+fn the_refunds_api_is_compatible_with_polars_official_fragment() {
+    let official = read_json("openapi/polar-reference.json");
+    let ours = read_json("openapi/openapi.json");
+    let mut found = Vec::new();
+
+    for name in POLAR_SCHEMAS {
+        let path = format!("components.schemas.{name}");
+        differences(
+            &path,
+            &normalize(&official["components"]["schemas"][name]),
+            &normalize(&ours["components"]["schemas"][name]),
+            &mut found,
+        );
+    }
+
+    for (method, extra) in EXTRA_STATUSES {
+        let path = format!("paths./v1/refunds/.{method}");
+        let (a, b) = (
+            &official["paths"]["/v1/refunds/"][method],
+            &ours["paths"]["/v1/refunds/"][method],
+        );
+        assert!(b.is_object(), "{path} is missing");
+        differences(
+            &format!("{path}.operationId"),
+            &a["operationId"],
+            &b["operationId"],
+            &mut found,
+        );
+        differences(
+            &format!("{path}.requestBody"),
+            &normalize(&a["requestBody"]["content"]),
+            &normalize(&b["requestBody"]["content"]),
+            &mut found,
+        );
+        differences(
+            &format!("{path}.requestBody.required"),
+            &a["requestBody"]["required"],
+            &b["requestBody"]["required"],
+            &mut found,
+        );
+
+        let parameters = |operation: &Value| -> BTreeMap<String, Value> {
+            operation["parameters"].as_array().map(|list| list.iter().map(|parameter| {
+                (parameter["name"].as_str().unwrap().to_owned(),
+                 json!({"in": parameter["in"], "required": parameter["required"], "schema": normalize(&parameter["schema"])}))
+            }).collect()).unwrap_or_default()
+        };
+        let (pa, pb) = (parameters(a), parameters(b));
+        differences(
+            &format!("{path}.parameters"),
+            &json!(pa),
+            &json!(pb),
+            &mut found,
+        );
+
+        let statuses = |operation: &Value| -> Vec<String> {
+            operation["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect()
+        };
+        for status in statuses(a) {
+            let here = format!("{path}.responses.{status}");
+            differences(
+                &here,
+                &normalize(&a["responses"][&status]["content"]["application/json"]["schema"]),
+                &normalize(&b["responses"][&status]["content"]["application/json"]["schema"]),
+                &mut found,
+            );
+        }
+        let mut added: Vec<String> = statuses(b)
+            .into_iter()
+            .filter(|status| !statuses(a).contains(status))
+            .collect();
+        added.sort();
+        assert_eq!(
+            added,
+            extra.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "{path}: statuses beyond Polar's"
+        );
+    }
+
+    let allowed = allowed_differences();
+    let unexpected: Vec<&String> = found
+        .iter()
+        .filter(|difference| !allowed.keys().any(|prefix| difference.starts_with(prefix)))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "differences from Polar's official fragment:\n{}",
+        unexpected
+            .iter()
+            .map(|d| format!("  {d}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    for prefix in allowed.keys() {
+        assert!(
+            found
+                .iter()
+                .any(|difference| difference.starts_with(prefix)),
+            "allow-list entry {prefix} no longer matches a difference: remove it"
+        );
+    }
+}
+
+#[test]
+fn the_normalization_treats_equivalent_forms_alike() {
+    assert_eq!(
+        normalize(&json!({"type": ["string", "null"], "title": "x"})),
+        normalize(&json!({"anyOf": [{"type": "null"}, {"type": "string"}]}))
+    );
+    assert_eq!(
+        normalize(&json!({"const": "A"})),
+        normalize(&json!({"enum": ["A"]}))
+    );
+    let mut found = Vec::new();
+    differences(
+        "x",
+        &normalize(&json!({"type": "integer"})),
+        &normalize(&json!({"type": "string"})),
+        &mut found,
+    );
+    assert_eq!(found.len(), 1);
+}
