@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests and the end-to-end tests against a real
-# PostgreSQL (each test gets a database of its own, created and dropped by sqlx).
+# PostgreSQL (each test gets a database of its own, created and dropped by sqlx), then the
+# official Polar SDK suites and schema fuzzing. Installs what it needs when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,13 @@ if ! pg_isready -q -d "$DATABASE_URL" 2>/dev/null; then
     pg_isready -d "$DATABASE_URL" || { echo "PostgreSQL at $DATABASE_URL is not reachable" >&2; exit 1; }
 fi
 
+# The API reference page is tested in headless Chromium.
+if ! command -v chromium >/dev/null; then
+    echo "installing Debian's chromium (for the API reference page test)"
+    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null
+fi
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
@@ -23,3 +31,8 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --locked --no-fail-fast
 fi
+
+# The four official SDK builds, pinned, against a real server (installs them when missing).
+scripts/sdk-tests.sh
+# schemathesis against the served OpenAPI document (installs it when missing).
+scripts/fuzz.sh

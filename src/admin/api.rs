@@ -44,6 +44,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
 enum AdminFailures {
+    /// The body is not UTF-8.
+    #[response(status = 400)]
+    Unreadable(ErrorBody),
     /// The admin token is missing or wrong.
     #[response(status = 401)]
     Unauthorized(ErrorBody),

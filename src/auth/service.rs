@@ -62,15 +62,19 @@ pub async fn create_token(
         ));
     }
     let expires_at = match expires_in_seconds {
-        Some(seconds) if seconds <= 0 => {
-            return Err(Error::invalid_field(
-                "expires_in_seconds",
-                "Must be greater than 0",
-                seconds.into(),
-            ));
-        }
-        Some(seconds) => Some(Utc::now() + Duration::seconds(seconds)),
         None => None,
+        Some(seconds) => Some(
+            Duration::try_seconds(seconds)
+                .filter(|lifetime| *lifetime > Duration::zero())
+                .and_then(|lifetime| Utc::now().checked_add_signed(lifetime))
+                .ok_or_else(|| {
+                    Error::invalid_field(
+                        "expires_in_seconds",
+                        "Must be a positive number of seconds within the calendar",
+                        seconds.into(),
+                    )
+                })?,
+        ),
     };
     let (prefix, organization_id, user_id) = match owner {
         TokenOwner::Organization(id) => (super::ORGANIZATION_TOKEN_PREFIX, Some(id), None),

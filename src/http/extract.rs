@@ -112,9 +112,46 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for AdminJson<T> {
                 )
             })?
         };
+        if let Some((path, input)) = find_nul(&value, &mut Vec::new()) {
+            return Err(body_issue(
+                "value_error",
+                path,
+                "Value error, This value contains invalid characters",
+                input,
+            ));
+        }
         serde_path_to_error::deserialize(&value)
             .map(AdminJson)
             .map_err(|error| deserialize_issue(&value, error))
+    }
+}
+
+/// The path to the first string (key or value) holding NUL, which PostgreSQL cannot store.
+fn find_nul(
+    value: &serde_json::Value,
+    path: &mut Vec<serde_json::Value>,
+) -> Option<(Vec<serde_json::Value>, serde_json::Value)> {
+    match value {
+        serde_json::Value::String(text) if text.contains('\0') => {
+            Some((path.clone(), value.clone()))
+        }
+        serde_json::Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
+            path.push(json!(index));
+            let found = find_nul(item, path);
+            path.pop();
+            found
+        }),
+        serde_json::Value::Object(members) => members.iter().find_map(|(key, member)| {
+            path.push(json!(key));
+            let found = if key.contains('\0') {
+                Some((path.clone(), json!(key)))
+            } else {
+                find_nul(member, path)
+            };
+            path.pop();
+            found
+        }),
+        _ => None,
     }
 }
 

@@ -36,6 +36,9 @@ use crate::AppState;
         Unauthorized,
         RefundedAlready,
         ResourceNotFound,
+        DetailOnly,
+        ErrorBody,
+        HttpValidationError,
         crate::refunds::model::RefundSort,
         crate::refunds::model::RefundDispute,
     )),
@@ -170,6 +173,18 @@ macro_rules! schema {
 schema!(RefundedAlready = named_error("RefundedAlready"));
 schema!(Unauthorized = named_error("Unauthorized"));
 schema!(ResourceNotFound = named_error("ResourceNotFound"));
+schema!(
+    /// Starlette's body for framework answers: `{"detail": message}`.
+    DetailOnly = typed(Type::Object)
+        .property("detail", typed(Type::String))
+        .required("detail")
+        .into()
+);
+schema!(
+    /// A refused body: subscription benefits cannot be revoked (Polar's body), or the body
+    /// is not UTF-8 (FastAPI's `{"detail"}`).
+    CreateBadRequest = any_of(&["PolarError", "DetailOnly"])
+);
 schema!(
     /// A missing credential (Polar's body) or a bad token (RFC 6750 body).
     AuthFailure = any_of(&["Unauthorized", "OAuth2Error"])

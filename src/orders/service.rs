@@ -6,6 +6,10 @@ use uuid::Uuid;
 use super::repo::{self, NewOrder};
 use crate::error::{Error, Result};
 
+/// The largest amount an order may carry, so that sums of amounts never overflow and stay
+/// exact in JSON clients that read numbers as doubles (2^53).
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
+
 /// What a sandbox or an ingestion job supplies to create a paid order.
 #[derive(Debug, Clone)]
 pub struct PaidOrderInput {
@@ -17,6 +21,24 @@ pub struct PaidOrderInput {
     pub tax_amount: i64,
     pub applied_balance_amount: i64,
     pub metadata: Value,
+}
+
+fn check_amount(field: &str, value: i64, may_be_negative: bool) -> Result<()> {
+    if value < 0 && !may_be_negative {
+        return Err(Error::invalid_field(
+            field,
+            "Amount must not be negative",
+            json!(value),
+        ));
+    }
+    if value.unsigned_abs() > MAX_AMOUNT.unsigned_abs() {
+        return Err(Error::invalid_field(
+            field,
+            &format!("Amount must be within {MAX_AMOUNT} minor units"),
+            json!(value),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Serialize)]
@@ -35,18 +57,9 @@ pub async fn create_paid_order(pool: &PgPool, input: PaidOrderInput) -> Result<C
             json!(input.currency),
         ));
     }
-    for (field, value) in [
-        ("net_amount", input.net_amount),
-        ("tax_amount", input.tax_amount),
-    ] {
-        if value < 0 {
-            return Err(Error::invalid_field(
-                field,
-                "Amount must not be negative",
-                json!(value),
-            ));
-        }
-    }
+    check_amount("net_amount", input.net_amount, false)?;
+    check_amount("tax_amount", input.tax_amount, false)?;
+    check_amount("applied_balance_amount", input.applied_balance_amount, true)?;
     if !input.metadata.is_object() {
         return Err(Error::invalid_field(
             "metadata",

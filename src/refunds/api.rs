@@ -15,8 +15,8 @@ use crate::AppState;
 use crate::error::{Error, Result};
 use crate::http::extract::{RawBody, RefundsRead, RefundsWrite};
 use crate::http::openapi::{
-    AuthFailure, CreateForbidden, HttpValidationError, ListRefundsParams, OAuth2Error, PolarError,
-    metadata_input, uuid4_schema,
+    AuthFailure, CreateBadRequest, CreateForbidden, HttpValidationError, ListRefundsParams,
+    OAuth2Error, PolarError, metadata_input, uuid4_schema,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -80,7 +80,7 @@ struct RefundCreateBody {
     security(("pat" = ["refunds:write"]), ("oat" = ["refunds:write"])),
     responses(
         (status = 201, description = "Refund created.", body = Refund),
-        (status = 400, description = "Benefits of a subscription cannot be revoked by a refund, or the body is not UTF-8.", body = PolarError),
+        (status = 400, description = "Benefits of a subscription cannot be revoked by a refund, or the body is not UTF-8.", body = CreateBadRequest),
         (status = 401, description = "Missing or invalid token.", body = AuthFailure),
         (status = 403, description = "Order is already fully refunded, refunds are blocked, the payment is disputed, or the token lacks `refunds:write`.", body = CreateForbidden),
         (status = 404, description = "The order has no succeeded payment.", body = PolarError),

@@ -55,7 +55,7 @@ pub fn parse_list_query(raw_query: Option<&str>) -> Result<ListQuery, Vec<Valida
     let order_ids = issues.take(query_uuid_list(&params, "order_id"));
     let subscription_ids = issues.take(query_uuid_list(&params, "subscription_id"));
     let customer_ids = issues.take(query_uuid_list(&params, "customer_id"));
-    let external_customer_ids = params.all("external_customer_id");
+    let external_customer_ids = issues.take(query_string_list(&params, "external_customer_id"));
     let succeeded = issues.take(query_optional_bool(&params, "succeeded"));
 
     let (
@@ -67,6 +67,7 @@ pub fn parse_list_query(raw_query: Option<&str>) -> Result<ListQuery, Vec<Valida
         Some(order_ids),
         Some(subscription_ids),
         Some(customer_ids),
+        Some(external_customer_ids),
         Some(succeeded),
     ) = (
         page,
@@ -77,6 +78,7 @@ pub fn parse_list_query(raw_query: Option<&str>) -> Result<ListQuery, Vec<Valida
         order_ids,
         subscription_ids,
         customer_ids,
+        external_customer_ids,
         succeeded,
     )
     else {
@@ -660,6 +662,23 @@ fn query_uuid_list(params: &QueryParams, key: &str) -> Result<Vec<Uuid>, Vec<Val
     Err(issues)
 }
 
+/// Free-text filter values. PostgreSQL text cannot hold NUL, so such a value is refused
+/// the way Polar refuses NUL in bodies, instead of failing in the database.
+fn query_string_list(params: &QueryParams, key: &str) -> Result<Vec<String>, Vec<ValidationIssue>> {
+    let values = params.all(key);
+    let issues: Vec<ValidationIssue> = values
+        .iter()
+        .enumerate()
+        .filter(|(_, value)| value.contains('\0'))
+        .map(|(index, value)| nul_character().at(loc!["query", key, index], json!(value)))
+        .collect();
+    if issues.is_empty() {
+        Ok(values)
+    } else {
+        Err(issues)
+    }
+}
+
 fn query_optional_bool(
     params: &QueryParams,
     key: &str,
@@ -1235,6 +1254,17 @@ mod tests {
     }
 
     // --- CONTRACT §4.1 ---------------------------------------------------------------
+
+    #[test]
+    fn a_nul_in_a_free_text_filter_is_refused() {
+        let issues = parse_list_query(Some("external_customer_id=ok&external_customer_id=a%00b"))
+            .unwrap_err();
+        assert_eq!(
+            serde_json::to_value(&issues).unwrap(),
+            json!([{"type": "value_error", "loc": ["query", "external_customer_id", 1],
+                    "msg": "Value error, This value contains invalid characters", "input": "a\u{0}b", "ctx": {"error": {}}}])
+        );
+    }
 
     #[test]
     fn no_body_is_missing() {

@@ -494,7 +494,47 @@ async fn bad_admin_input_answers_422_with_field_paths(pool: PgPool) {
             Value::Null,
         ),
     ];
-    for (method, path, body, status, loc) in cases {
+    let customer_id = id(&foreign_customer);
+    let more: Vec<(Method, String, Value, StatusCode, Value)> = vec![
+        // PostgreSQL cannot store NUL: refused with the path of the string
+        (
+            Method::POST,
+            "/admin/organizations".into(),
+            json!({"name": "a\u{0}b"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!(["body", "name"]),
+        ),
+        (
+            Method::POST,
+            "/admin/orders".into(),
+            json!({"organization_id": org_id, "customer_id": customer_id, "net_amount": 1, "tax_amount": 0, "currency": "usd", "metadata": {"k\u{0}": 1}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!(["body", "metadata", "k\u{0}"]),
+        ),
+        // amounts stay far from overflowing sums
+        (
+            Method::POST,
+            "/admin/orders".into(),
+            json!({"organization_id": org_id, "customer_id": customer_id, "net_amount": 1_000_000_000_000_001_i64, "tax_amount": 0, "currency": "usd"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!(["body", "net_amount"]),
+        ),
+        (
+            Method::POST,
+            "/admin/orders".into(),
+            json!({"organization_id": org_id, "customer_id": customer_id, "net_amount": 1, "tax_amount": 0, "applied_balance_amount": i64::MIN, "currency": "usd"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!(["body", "applied_balance_amount"]),
+        ),
+        (
+            Method::POST,
+            format!("/admin/organizations/{org_id}/access-tokens"),
+            json!({"scopes": ["refunds:read"], "expires_in_seconds": i64::MAX}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!(["body", "expires_in_seconds"]),
+        ),
+    ];
+    for (method, path, body, status, loc) in cases.into_iter().chain(more) {
         let response = app
             .admin(
                 method.clone(),

@@ -283,3 +283,105 @@ fn the_normalization_treats_equivalent_forms_alike() {
     );
     assert_eq!(found.len(), 1);
 }
+
+/// The API reference page, rendered by headless Chromium (Debian's `chromium`, which
+/// scripts/test.sh installs): it shows the refunds operations and every request it makes
+/// stays on this machine.
+#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+async fn the_api_reference_page_renders_offline(pool: sqlx::PgPool) {
+    let app = crate::helpers::spawn_app(pool).await;
+    let spec = app
+        .client
+        .get(format!("{}/openapi.json", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spec.status(), 200);
+    let served: Value = spec.json().await.unwrap();
+    assert_eq!(served, refunds_server::http::openapi::document());
+
+    let profile = std::env::temp_dir().join(format!("chromium-{}", uuid::Uuid::new_v4().simple()));
+    let net_log = profile.join("net-log.json");
+    let url = format!("{}/docs/", app.address);
+    let args = [
+        "--headless".to_owned(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        "--disable-sync".into(),
+        "--no-first-run".into(),
+        "--disable-quic".into(),
+        "--disable-default-apps".into(),
+        "--disable-domain-reliability".into(),
+        "--no-pings".into(),
+        "--disable-client-side-phishing-detection".into(),
+        "--disable-features=AutofillServerCommunication,Translate,OptimizationHints,MediaRouter"
+            .into(),
+        format!("--user-data-dir={}", profile.display()),
+        format!("--log-net-log={}", net_log.display()),
+        "--virtual-time-budget=15000".into(),
+        "--dump-dom".into(),
+        url,
+    ];
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("chromium")
+            .args(args)
+            .output()
+            .expect("chromium is installed (scripts/test.sh installs it)")
+    })
+    .await
+    .unwrap();
+    let dom = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "refunds:list",
+        "refunds:create",
+        "/v1/refunds/",
+        "List Refunds",
+        "Create Refund",
+    ] {
+        assert!(
+            dom.contains(expected),
+            "the page shows {expected:?}; chromium said: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    // Chromium's own services may still call home; what matters is what the page asks for:
+    // the page itself and every request it initiates.
+    let log: Value = serde_json::from_str(
+        &std::fs::read_to_string(&net_log).expect("chromium wrote its network log"),
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    let page = app.address.clone();
+    let mut requested: Vec<String> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| {
+            let initiator = event["params"]["initiator"].as_str().unwrap_or_default();
+            let url = event["params"]["url"].as_str().unwrap_or_default();
+            initiator.starts_with(&page) || url.starts_with(&page)
+        })
+        .filter_map(|event| event["params"]["url"].as_str().map(str::to_owned))
+        .collect();
+    requested.sort();
+    requested.dedup();
+    assert!(
+        requested.iter().any(|url| url.ends_with("/openapi.json")),
+        "the page loaded the document: {requested:?}"
+    );
+    assert!(
+        requested.iter().any(|url| url.ends_with(".js")),
+        "the page loaded its scripts: {requested:?}"
+    );
+    let outside: Vec<&String> = requested
+        .iter()
+        .filter(|url| !url.starts_with(&page))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "the page requested outside this server: {outside:?}"
+    );
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Schema fuzzing: schemathesis generates requests from the served OpenAPI document (fixed
+# seed) and checks every answer against it: no 5xx, documented statuses, content types and
+# bodies. Usage: scripts/fuzz.sh [max examples per operation, default 60]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EXAMPLES="${1:-60}"
+SEED=20261122
+MIN_REQUESTS=1000
+SCHEMATHESIS_VERSION=4.32.5
+VENV=.venv/schemathesis
+BASE_URL_DB="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+DB_NAME="refunds_fuzz_$(date +%s)_$$"
+ADMIN_TOKEN="fuzz-admin-$RANDOM$RANDOM"
+WORK=$(mktemp -d)
+
+if [ "$("$VENV/bin/schemathesis" --version 2>/dev/null | grep -o '[0-9.]*$')" != "$SCHEMATHESIS_VERSION" ]; then
+    echo "== installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+cargo build --locked --quiet --bin refunds-server
+
+server_pid=""
+cleanup() {
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+    psql "$BASE_URL_DB" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+DATABASE_URL="${BASE_URL_DB%/*}/$DB_NAME" REFUNDS_ADMIN_TOKEN="$ADMIN_TOKEN" RUST_LOG=warn,refunds_server::startup=info \
+    target/debug/refunds-server serve --bind 127.0.0.1:0 --request-timeout 10 2>"$WORK/server.log" &
+server_pid=$!
+ADDRESS=""
+for _ in $(seq 100); do
+    ADDRESS=$(grep -o 'listening.*127\.0\.0\.1:[0-9]*' "$WORK/server.log" | grep -o '127\.0\.0\.1:[0-9]*' || true)
+    [ -n "$ADDRESS" ] && break
+    sleep 0.2
+done
+[ -n "$ADDRESS" ] || { echo "the server did not start"; cat "$WORK/server.log"; exit 1; }
+BASE="http://$ADDRESS"
+
+admin() { curl -fsS -X POST "$BASE$1" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' -d "$2"; }
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+ORG=$(admin /admin/organizations '{"name": "Fuzz"}' | field id)
+TOKEN=$(admin "/admin/organizations/$ORG/access-tokens" '{"scopes": ["refunds:read", "refunds:write"]}' | field token)
+CUSTOMER=$(admin /admin/customers "{\"organization_id\": \"$ORG\", \"email\": \"fuzz@example.com\", \"external_id\": \"fuzz\"}" | field id)
+for net in 1000 5000 99999; do
+    admin /admin/orders "{\"organization_id\": \"$ORG\", \"customer_id\": \"$CUSTOMER\", \"net_amount\": $net, \"tax_amount\": 250, \"currency\": \"usd\"}" >/dev/null
+done
+
+run() { # tag, authorization header, report name
+    echo "== schemathesis: $1 operations"
+    PYTHONPATH=scripts/fuzz SCHEMATHESIS_HOOKS=hooks \
+        "$VENV/bin/schemathesis" run "$BASE/openapi.json" \
+        --include-tag "$1" ${2:+--header "Authorization: Bearer $2"} \
+        --checks all --exclude-checks positive_data_acceptance \
+        --seed "$SEED" --max-examples "$EXAMPLES" \
+        --workers 1 --request-timeout 15 --no-color \
+        --report har --report-har-path "$WORK/$1.har"
+}
+status=0
+run refunds "$TOKEN" || status=1
+run admin "$ADMIN_TOKEN" || status=1
+run operations "" || status=1
+
+REQUESTS=$(python3 -c "
+import json, glob
+print(sum(len(json.load(open(f))['log']['entries']) for f in glob.glob('$WORK/*.har')))")
+echo "== schemathesis sent $REQUESTS requests (seed $SEED, $EXAMPLES examples per operation)"
+if grep -qE 'panicked|ERROR' "$WORK/server.log"; then
+    echo "== the server logged errors:"; grep -E 'panicked|ERROR' "$WORK/server.log" | head -20; status=1
+fi
+[ "$REQUESTS" -ge "$MIN_REQUESTS" ] || { echo "fewer than $MIN_REQUESTS requests"; status=1; }
+exit $status

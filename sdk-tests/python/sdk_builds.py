@@ -1,0 +1,201 @@
+"""The two official Python SDK builds behind one small interface.
+
+`POLAR_SDK_BUILD=1` -> `polar-sdk` 1.x (`from polar.v2026_10 import Polar`, `base_url=`),
+`POLAR_SDK_BUILD=0` -> `polar-sdk` 0.x (`from polar_sdk import Polar`, `server_url=`).
+Both builds install the same distribution name, so each lives in its own virtualenv.
+
+The adapter only papers over call shapes (how a client is made, how the body is passed, where
+a typed error keeps its parsed body, how the SDK's own pager is driven). Every value the tests
+look at is the SDK's own parsed object: the Refund, the typed errors, the pagination block.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import os
+from typing import Any, Iterator
+
+BUILD = os.environ.get("POLAR_SDK_BUILD", "1")
+
+
+class Build1:
+    """polar-sdk 1.x: adaptix dataclasses, httpx, one sub-client per API version."""
+
+    build = "1"
+    default_api_version = "v2026_10"
+    api_versions = ("v2026_04", "v2026_10", "v2027_01")
+
+    def __init__(self, base_url: str) -> None:
+        import polar
+        from polar.v2026_10 import errors
+
+        self.base_url = base_url
+        self.version = polar.__version__
+        self.label = f"polar-sdk {self.version} (from polar.v2026_10 import Polar)"
+        self.RefundedAlready = errors.RefundedAlready
+        self.HTTPValidationError = errors.HTTPValidationError
+        # any other 4xx: the raw body text in `.error`
+        self.ClientError = polar.PolarClientError
+        # a 4xx body that does not fit the declared error model (e.g. a non-RefundedAlready 403)
+        self.DeserializationError = polar.PolarDeserializationError
+        # what the SDK raises when it refuses input before sending (it does not validate)
+        self.InputError: type[BaseException] | None = None
+        self._clients: dict[tuple, Any] = {}
+
+    def client(
+        self,
+        token: str,
+        *,
+        api_version: str | None = None,
+        base_url: str | None = None,
+        organization_id: str | None = None,
+    ):
+        key = (token, api_version, base_url, organization_id)
+        if key not in self._clients:
+            module = importlib.import_module(f"polar.{api_version or self.default_api_version}")
+            self._clients[key] = module.Polar(
+                token,
+                base_url=base_url or self.base_url,
+                timeout=10.0,
+                organization_id=organization_id,
+            )
+        return self._clients[key]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client._client._client.close()
+
+    def create(self, token: str, **body: Any):
+        return self.client(token).refunds.create(**body)
+
+    def list(self, token: str, **query: Any):
+        """One page: (items, pagination), both as the SDK parsed them."""
+        res = self.client(token).refunds.list(**query)
+        return res.items, res.pagination
+
+    def iterate(self, token: str, **query: Any) -> tuple[list, int | None]:
+        """Every item through the SDK's own pager (`iter_list`, which stops at `max_page`).
+        1.x yields items, not pages, so the page count is not observable (None)."""
+        return list(self.client(token).refunds.iter_list(**query)), None
+
+    # typed error bodies
+    def validation_errors(self, exc) -> list:
+        return list(exc.error.detail)
+
+    def refunded_already(self, exc) -> tuple[str, str]:
+        """(error, detail) of a typed RefundedAlready."""
+        return exc.error.error, exc.error.detail
+
+    def status_of(self, exc) -> int:
+        return exc.status_code
+
+    def raw_body_of(self, exc) -> str:
+        """The raw response text a generic client error carries."""
+        return exc.error
+
+    def undecodable_body_of(self, exc) -> str:
+        """What a DeserializationError tells of the body it could not parse. 1.x keeps no
+        status code and no raw text: only adaptix's LoadError, whose repr holds the input."""
+        return repr(exc.error)
+
+    @staticmethod
+    def timestamp(value: Any) -> dt.datetime:
+        assert isinstance(value, str), value
+        assert value.endswith("Z") or value[-6] in "+-", value
+        return dt.datetime.fromisoformat(value)
+
+
+class Build0:
+    """polar-sdk 0.x (Speakeasy): pydantic models, validates requests and responses."""
+
+    build = "0"
+    api_versions = ()
+
+    def __init__(self, base_url: str) -> None:
+        import pydantic
+        import polar_sdk
+        from polar_sdk import models
+
+        self.base_url = base_url
+        self.version = polar_sdk.VERSION
+        self.label = f"polar-sdk {self.version} (from polar_sdk import Polar)"
+        self.models = models
+        self.RefundedAlready = models.RefundedAlready
+        self.HTTPValidationError = models.HTTPValidationError
+        self.ClientError = models.SDKError
+        self.DeserializationError = models.ResponseValidationError
+        self.InputError = pydantic.ValidationError
+        self._clients: dict[tuple, Any] = {}
+
+    def client(self, token: str, *, api_version: str | None = None, base_url: str | None = None):
+        assert api_version is None
+        key = (token, base_url)
+        if key not in self._clients:
+            from polar_sdk import Polar
+
+            self._clients[key] = Polar(
+                access_token=token, server_url=base_url or self.base_url, timeout_ms=10_000
+            )
+        return self._clients[key]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.__exit__(None, None, None)
+
+    def create(self, token: str, **body: Any):
+        return self.client(token).refunds.create(request=body)
+
+    def list(self, token: str, **query: Any):
+        res = self.client(token).refunds.list(**query)
+        return res.result.items, res.result.pagination
+
+    def iterate(self, token: str, **query: Any) -> tuple[list, int | None]:
+        """Every item through the SDK's own pager: `res.next()` until it returns None."""
+        items: list = []
+        pages = 0
+        res = self.client(token).refunds.list(**query)
+        while res is not None:
+            pages += 1
+            assert pages < 1000, "the SDK pager does not stop"
+            items.extend(res.result.items)
+            res = res.next()
+        return items, pages
+
+    def validation_errors(self, exc) -> list:
+        return list(exc.data.detail)
+
+    def refunded_already(self, exc) -> tuple[str, str]:
+        return exc.data.ERROR, exc.data.detail  # `error` is aliased to ERROR in 0.x
+
+    def status_of(self, exc) -> int:
+        return exc.status_code
+
+    def raw_body_of(self, exc) -> str:
+        return exc.body
+
+    def undecodable_body_of(self, exc) -> str:
+        """0.x's ResponseValidationError keeps the status code and the raw body."""
+        assert exc.status_code in (403, 422), exc.status_code
+        return exc.body
+
+    @staticmethod
+    def timestamp(value: Any) -> dt.datetime:
+        assert isinstance(value, dt.datetime), value
+        return value
+
+
+def load(base_url: str):
+    if BUILD == "1":
+        return Build1(base_url)
+    if BUILD == "0":
+        return Build0(base_url)
+    raise SystemExit(f"POLAR_SDK_BUILD must be 1 or 0, not {BUILD!r}")
+
+
+def pages_expected(total: int, limit: int) -> int:
+    return max(1, -(-total // limit))
+
+
+def ids(items: Iterator) -> list[str]:
+    return [item.id for item in items]
