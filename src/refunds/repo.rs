@@ -238,11 +238,36 @@ pub async fn list_refunds(
     rows.into_iter().map(RefundRow::into_refund).collect()
 }
 
+/// The exact number of refunds the query matches. Filters by organization and `succeeded`
+/// only are answered from the maintained counts (`refund_counts`), which stay as cheap at
+/// a million refunds as at ten; narrower filters count their (index-selected) rows.
 pub async fn count_refunds(
     pool: &PgPool,
     organization_ids: &[Uuid],
     query: &ListQuery,
 ) -> Result<i64> {
+    let counted_by_organization = query.ids.is_empty()
+        && query.order_ids.is_empty()
+        && query.subscription_ids.is_empty()
+        && query.customer_ids.is_empty()
+        && query.external_customer_ids.is_empty();
+    if counted_by_organization {
+        return Ok(sqlx::query_scalar!(
+            r#"
+            SELECT coalesce(sum(CASE WHEN $3::bool IS NULL THEN succeeded + not_succeeded
+                                     WHEN $3 THEN succeeded
+                                     ELSE not_succeeded END), 0)::bigint AS "count!"
+            FROM refund_counts
+            WHERE organization_id = ANY($1)
+              AND (cardinality($2::uuid[]) = 0 OR organization_id = ANY($2))
+            "#,
+            organization_ids,
+            &query.organization_ids,
+            query.succeeded,
+        )
+        .fetch_one(pool)
+        .await?);
+    }
     let mut builder = QueryBuilder::new("SELECT count(*) FROM refunds r");
     push_filters(&mut builder, organization_ids, query);
     Ok(builder.build_query_scalar().fetch_one(pool).await?)

@@ -456,3 +456,83 @@ async fn a_refund_made_for_a_dispute_lists_with_the_dispute_embedded(pool: PgPoo
     assert_eq!(app.order_state(order_id).await.status, "refunded");
     assert_eq!(body["items"][1]["dispute"], Value::Null);
 }
+
+/// `total_count` comes from maintained counts when only organizations and `succeeded`
+/// filter the list; they must equal a plain count after every kind of write.
+#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+async fn total_counts_stay_exact_whoever_writes_refunds(pool: PgPool) {
+    let app = spawn_app_with_processor(pool, MixedProcessor).await;
+    let org = app.organization("Acme").await;
+    let other = app.organization("Other").await;
+
+    async fn check(app: &TestApp, org: &TestOrg, moment: &str) {
+        for (query, condition) in [
+            ("", "true"),
+            ("succeeded=true", "status = 'succeeded'"),
+            ("succeeded=false", "status <> 'succeeded'"),
+        ] {
+            let counted: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM refunds WHERE organization_id = $1 AND {condition}"
+            )))
+            .bind(org.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+            let listed = app
+                .list_ok(
+                    &org.read_token,
+                    &format!("{query}&organization_id={}", org.id),
+                )
+                .await;
+            assert_eq!(
+                listed["pagination"]["total_count"], counted,
+                "{moment}: {query}"
+            );
+            let unfiltered = app.list_ok(&org.read_token, query).await;
+            assert_eq!(
+                unfiltered["pagination"]["total_count"], counted,
+                "{moment}: {query} (no organization filter)"
+            );
+        }
+    }
+
+    let order_id = app.order(org.id, 100_000, 0).await;
+    for amount in [600, 7, 50, 51] {
+        app.refund(&org.write_token, order_id, amount).await;
+    }
+    app.refund(&other.write_token, app.order(other.id, 1000, 0).await, 5)
+        .await;
+    check(&app, &org, "after API refunds (pending, failed, succeeded)").await;
+
+    let attempts = (0..20).map(|_| async {
+        let order_id = app.order(org.id, 1000, 0).await;
+        app.refund(&org.write_token, order_id, 10).await;
+    });
+    futures::future::join_all(attempts).await;
+    check(&app, &org, "after concurrent refunds").await;
+
+    let customer_id: Uuid = sqlx::query_scalar("SELECT customer_id FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO refunds (id, organization_id, order_id, customer_id, status, reason, amount, tax_amount, currency, processor) \
+         SELECT gen_random_uuid(), $1, $2, $3, CASE WHEN n % 3 = 0 THEN 'failed' ELSE 'succeeded' END, 'other', 1, 0, 'usd', 'sandbox' \
+         FROM generate_series(1, 250) AS n",
+    ).bind(org.id).bind(order_id).bind(customer_id).execute(&app.pool).await.unwrap();
+    check(&app, &org, "after a bulk insert").await;
+
+    sqlx::query("UPDATE refunds SET status = 'succeeded' WHERE status = 'pending'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE refunds SET status = 'canceled' WHERE id IN (SELECT id FROM refunds WHERE status = 'succeeded' AND organization_id = $1 LIMIT 30)")
+        .bind(org.id).execute(&app.pool).await.unwrap();
+    check(&app, &org, "after status changes").await;
+
+    sqlx::query("DELETE FROM refunds WHERE id IN (SELECT id FROM refunds WHERE organization_id = $1 LIMIT 40)")
+        .bind(org.id).execute(&app.pool).await.unwrap();
+    check(&app, &org, "after deletes").await;
+    check(&app, &other, "the other organization").await;
+}
