@@ -36,3 +36,6 @@ fi
 scripts/sdk-tests.sh
 # schemathesis against the served OpenAPI document (installs it when missing).
 scripts/fuzz.sh
+# Real server processes under races, crashes, outages and abuse; the money invariant is
+# checked after each scenario. PostgreSQL restarts only where allowed (CI=true in CI).
+scripts/reliability.sh

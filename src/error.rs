@@ -67,12 +67,22 @@ pub enum Error {
 
 impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
-        match error {
+        let unavailable = match &error {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Io(_) => Error::DatabaseUnavailable(error),
-            other => Error::Database(other),
+            | sqlx::Error::Io(_) => true,
+            // The server is shutting down or restarting (57P01-57P03), the connection broke
+            // (class 08), or there are too many connections (53300): all pass by themselves.
+            sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+                code.starts_with("57P") || code.starts_with("08") || code == "53300"
+            }),
+            _ => false,
+        };
+        if unavailable {
+            Error::DatabaseUnavailable(error)
+        } else {
+            Error::Database(error)
         }
     }
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::auth::{self, Principal};
 use crate::error::Error;
-use crate::http::validation::ValidationIssue;
+use crate::http::validation::{MAX_JSON_VALUES, ValidationIssue, exceeds_json_values};
 
 async fn principal_with_scope(
     parts: &Parts,
@@ -95,6 +95,9 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for AdminJson<T> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let body = RawBody::from_request(request, state).await?;
         let text = std::str::from_utf8(&body.bytes).map_err(|_| Error::UnreadableBody)?;
+        if exceeds_json_values(text, MAX_JSON_VALUES) {
+            return Err(Error::UnreadableBody);
+        }
         let value: serde_json::Value = if text.trim().is_empty() {
             return Err(body_issue(
                 "missing",

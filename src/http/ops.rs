@@ -1,5 +1,7 @@
 //! Operational routes: liveness, readiness and Prometheus metrics.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
@@ -50,15 +52,17 @@ async fn readiness(State(state): State<AppState>) -> Result<Json<Status>, Error>
         .map(|migration| migration.version)
         .max()
         .unwrap_or_default();
-    let applied: Option<i64> =
-        sqlx::query_scalar!("SELECT max(version) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&state.pool)
-            .await
-            .map_err(|error| match error {
-                // PostgreSQL answered, but without the migrations table.
-                sqlx::Error::Database(_) => Error::NotReady("database migrations are not applied"),
-                other => Error::DatabaseUnavailable(other),
-            })?;
+    let query = sqlx::query_scalar!("SELECT max(version) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&state.pool);
+    // A probe must answer quickly, not wait out the pool's timeout while PostgreSQL is away.
+    let applied: Option<i64> = tokio::time::timeout(Duration::from_secs(1), query)
+        .await
+        .map_err(|_| Error::NotReady("the database did not answer within a second"))?
+        .map_err(|error| match error {
+            // PostgreSQL answered, but without the migrations table.
+            sqlx::Error::Database(_) => Error::NotReady("database migrations are not applied"),
+            other => Error::DatabaseUnavailable(other),
+        })?;
     if applied.unwrap_or_default() < latest {
         return Err(Error::NotReady("database migrations are not applied"));
     }

@@ -39,7 +39,7 @@ impl ValidationIssue {
             kind: kind.to_owned(),
             loc,
             msg: msg.into(),
-            input,
+            input: bounded_echo(input),
             ctx: None,
         }
     }
@@ -56,4 +56,94 @@ macro_rules! loc {
     ($($part:expr),* $(,)?) => {
         vec![$(serde_json::Value::from($part)),*]
     };
+}
+
+/// The largest input echoed back in a validation error. A failing value of a 10 MiB body
+/// may be echoed once per failed branch; past this size it is named, not repeated.
+const MAX_ECHO_BYTES: isize = 64 * 1024;
+
+fn bounded_echo(input: Value) -> Value {
+    fn spend(value: &Value, budget: &mut isize) {
+        *budget -= 8;
+        if *budget < 0 {
+            return;
+        }
+        match value {
+            Value::String(text) => *budget -= text.len() as isize,
+            Value::Array(items) => items.iter().for_each(|item| spend(item, budget)),
+            Value::Object(members) => members.iter().for_each(|(key, member)| {
+                *budget -= key.len() as isize;
+                spend(member, budget)
+            }),
+            _ => {}
+        }
+    }
+    let mut budget = MAX_ECHO_BYTES;
+    spend(&input, &mut budget);
+    if budget >= 0 {
+        input
+    } else {
+        Value::String(format!(
+            "<input of more than {MAX_ECHO_BYTES} bytes omitted>"
+        ))
+    }
+}
+
+/// The most JSON values a request body may hold. A parsed value costs far more memory than
+/// its text, so a 10 MiB body of tiny values would otherwise cost hundreds of MiB.
+pub const MAX_JSON_VALUES: usize = 10_000;
+
+/// Whether `text` holds more than `limit` JSON values (arrays, objects and their members),
+/// counted without parsing.
+pub fn exceeds_json_values(text: &str, limit: usize) -> bool {
+    let (mut count, mut in_string, mut escaped) = (0usize, false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match byte {
+                b'"' => in_string = true,
+                b'[' | b'{' | b',' => {
+                    count += 1;
+                    if count > limit {
+                        return true;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_json_values_outside_strings() {
+        assert!(!exceeds_json_values(r#"{"a": [1, 2, 3]}"#, 5));
+        assert!(exceeds_json_values(r#"{"a": [1, 2, 3, 4, 5, 6]}"#, 5));
+        assert!(!exceeds_json_values(r#"{"a": "[,,,,,,,,,,\",,,,,,"}"#, 2));
+    }
+
+    #[test]
+    fn echoes_small_inputs_and_names_large_ones() {
+        let small = Value::String("x".repeat(100));
+        assert_eq!(
+            ValidationIssue::new("t", vec![], "m", small.clone()).input,
+            small
+        );
+        let large = Value::String("x".repeat(100_000));
+        let echoed = ValidationIssue::new("t", vec![], "m", large).input;
+        assert_eq!(
+            echoed,
+            Value::String("<input of more than 65536 bytes omitted>".into())
+        );
+    }
 }

@@ -6,7 +6,7 @@ use serde_json::{Map, Number, Value, json};
 use uuid::Uuid;
 
 use super::model::{DEFAULT_LIMIT, ListQuery, MAX_LIMIT, RefundCreate, RefundReason, RefundSort};
-use crate::http::validation::ValidationIssue;
+use crate::http::validation::{MAX_JSON_VALUES, ValidationIssue, exceeds_json_values};
 use crate::loc;
 
 /// Why a `RefundCreate` body was refused.
@@ -350,6 +350,9 @@ fn is_json_media_type(content_type: Option<&str>) -> bool {
 fn parse_json(text: &str) -> Result<Value, BodyError> {
     // Python decodes a body that starts with a UTF-8 byte order mark without it.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if exceeds_json_values(text, MAX_JSON_VALUES) {
+        return Err(BodyError::Unreadable);
+    }
     match serde_json::from_str(text) {
         Ok(value) => Ok(value),
         Err(_) => match python_json_error(text) {

@@ -190,3 +190,27 @@ async fn request_bodies_are_validated_like_fastapi(pool: PgPool) {
     }
     assert_eq!(app.order_state(order_id).await.refunded_amount, 21);
 }
+
+/// A body of many tiny values would cost far more memory parsed than as text: refused
+/// before parsing.
+#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+async fn a_body_of_too_many_values_is_refused_before_parsing(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let org = app.organization("Acme").await;
+    let values = vec!["0"; 20_000].join(",");
+    let body = format!(
+        r#"{{"order_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "reason": "other", "amount": 1, "metadata": {{"a": [{values}]}}}}"#
+    );
+    let response = app
+        .post_raw(
+            &org.write_token,
+            Some("application/json"),
+            body.into_bytes(),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.json(),
+        json!({"detail": "There was an error parsing the body"})
+    );
+}
