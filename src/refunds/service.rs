@@ -197,10 +197,26 @@ pub async fn list_refunds(
     principal: &Principal,
     query: &ListQuery,
 ) -> Result<RefundList> {
-    let organization_ids = &principal.organization_ids;
+    // An organization filter narrows the caller's organizations; one the caller cannot see
+    // simply matches nothing.
+    let organization_ids: Vec<Uuid> = principal
+        .organization_ids
+        .iter()
+        .filter(|id| query.organization_ids.is_empty() || query.organization_ids.contains(id))
+        .copied()
+        .collect();
+    if organization_ids.is_empty() {
+        return Ok(RefundList {
+            items: Vec::new(),
+            pagination: Pagination {
+                total_count: 0,
+                max_page: 0,
+            },
+        });
+    }
     let (items, total_count) = tokio::try_join!(
-        repo::list_refunds(&state.pool, organization_ids, query),
-        repo::count_refunds(&state.pool, organization_ids, query),
+        repo::list_refunds(&state.pool, &organization_ids, query),
+        repo::count_refunds(&state.pool, &organization_ids, query),
     )?;
     Ok(RefundList {
         items,
