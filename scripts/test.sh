@@ -39,3 +39,5 @@ scripts/fuzz.sh
 # Real server processes under races, crashes, outages and abuse; the money invariant is
 # checked after each scenario. PostgreSQL restarts only where allowed (CI=true in CI).
 scripts/reliability.sh
+# The benchmark's pipeline at tiny sizes: it checks that the benchmark works, not figures.
+scripts/bench.sh --quick

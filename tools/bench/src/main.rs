@@ -1,1 +1,1144 @@
-fn main() {}
+//! The refunds-server benchmark: `scripts/bench.sh [--quick]` builds and runs this.
+//!
+//! In a fresh database it seeds orders and refunds, then in each run measures the server's
+//! create-refund throughput and latency against pgbench running the same SQL, the latency
+//! of the list's first page as an organization grows from 10 thousand to 1 million refunds,
+//! the server's peak memory under load and its start-to-ready time. It prints the medians
+//! of the runs against the targets. The database, the server processes and pgbench are
+//! removed or stopped at the end, also on failure and on Ctrl-C.
+
+mod cpu;
+mod http;
+mod list;
+mod load;
+mod pgbench;
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use hdrhistogram::Histogram;
+use hyper::header::HeaderValue;
+use hyper::{Method, StatusCode};
+use serde_json::json;
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+use crate::http::{Client, bearer};
+use crate::server::{Server, ServerConfig};
+
+const DEFAULT_BASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Targets the figures are held against.
+const TARGET_THROUGHPUT_RATIO: f64 = 0.7;
+const TARGET_P99_RATIO: f64 = 2.0;
+const TARGET_LIST_RATIO: f64 = 3.0;
+const TARGET_PEAK_RSS_MIB: f64 = 64.0;
+const TARGET_START_MS: f64 = 500.0;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    quick: bool,
+    runs: usize,
+    /// Orders of the create-load organization.
+    orders: u64,
+    /// Refunds of each list organization, smallest first.
+    list_sizes: Vec<u64>,
+    refunds_per_order: u64,
+    warmup: Duration,
+    window: Duration,
+    client_counts: Vec<usize>,
+    list_warmup: usize,
+    list_requests: usize,
+    /// Longest one list case may take once it has 50 requests.
+    list_budget: Duration,
+    start_samples: usize,
+    pool_size: u32,
+}
+
+impl Settings {
+    fn full() -> Self {
+        Settings {
+            quick: false,
+            runs: 3,
+            orders: 200_000,
+            list_sizes: vec![10_000, 100_000, 1_000_000],
+            refunds_per_order: 10,
+            warmup: Duration::from_secs(3),
+            window: Duration::from_secs(10),
+            client_counts: vec![16, 64],
+            list_warmup: 10,
+            list_requests: 200,
+            list_budget: Duration::from_secs(120),
+            start_samples: 5,
+            pool_size: 16,
+        }
+    }
+
+    fn quick() -> Self {
+        Settings {
+            quick: true,
+            runs: 1,
+            orders: 20_000,
+            list_sizes: vec![1_000, 5_000, 10_000],
+            warmup: Duration::from_secs(1),
+            window: Duration::from_secs(2),
+            list_warmup: 3,
+            list_requests: 50,
+            list_budget: Duration::from_secs(30),
+            ..Settings::full()
+        }
+    }
+}
+
+const USAGE: &str = "\
+usage: refunds-bench [--quick] [--runs N] [--seconds S] [--orders N] [--list-sizes A,B,C]
+                     [--refunds-per-order K] [--list-requests N]
+
+  --quick              tiny sizes, 2 s phases, 1 run: checks the benchmark works
+  --runs N             runs to take the median of (default 3)
+  --seconds S          measured seconds of each load phase (default 10)
+  --orders N           orders of the create-load organization (default 200000)
+  --list-sizes A,B,C   refunds of the three list organizations (default 10000,100000,1000000)
+  --refunds-per-order  refunds per seeded order in the list organizations (default 10)
+  --list-requests N    sequential requests per list case (default 200)
+
+DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) is the server the
+benchmark database refunds_bench_<random> is created on; PGBENCH overrides the pgbench
+binary; REFUNDS_SERVER_BIN the server binary (default: next to this one).";
+
+fn parse_args() -> Result<Settings> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut settings = if args.iter().any(|arg| arg == "--quick") {
+        Settings::quick()
+    } else {
+        Settings::full()
+    };
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let mut value = || {
+            iter.next()
+                .cloned()
+                .with_context(|| format!("{arg} needs a value"))
+        };
+        match arg.as_str() {
+            "--quick" => {}
+            "--runs" => settings.runs = value()?.parse().context("--runs")?,
+            "--seconds" => {
+                settings.window = Duration::from_secs(value()?.parse().context("--seconds")?)
+            }
+            "--orders" => settings.orders = value()?.parse().context("--orders")?,
+            "--refunds-per-order" => {
+                settings.refunds_per_order = value()?.parse().context("--refunds-per-order")?
+            }
+            "--list-requests" => {
+                settings.list_requests = value()?.parse().context("--list-requests")?
+            }
+            "--list-sizes" => {
+                settings.list_sizes = value()?
+                    .split(',')
+                    .map(|size| size.trim().parse())
+                    .collect::<Result<_, _>>()
+                    .context("--list-sizes")?
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    if settings.runs == 0 || settings.orders == 0 || settings.list_requests == 0 {
+        bail!("--runs, --orders and --list-requests must be positive");
+    }
+    if settings.window.is_zero() {
+        bail!("--seconds must be positive");
+    }
+    if settings.list_sizes.len() < 2 {
+        bail!("--list-sizes needs at least two sizes");
+    }
+    if !(1..=100).contains(&settings.refunds_per_order)
+        || settings
+            .list_sizes
+            .iter()
+            .any(|size| *size == 0 || !size.is_multiple_of(settings.refunds_per_order))
+    {
+        bail!("each list size must be a positive multiple of --refunds-per-order (1 to 100)");
+    }
+    Ok(settings)
+}
+
+/// What must be cleaned up whatever happens.
+struct Resources {
+    base_url: String,
+    database: String,
+    database_url: String,
+    temp_dir: PathBuf,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let settings = match parse_args() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("refunds-bench: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let base_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_BASE_URL.into());
+    let suffix = Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let database = format!("refunds_bench_{suffix}");
+    let resources = Resources {
+        database_url: with_database(&base_url, &database),
+        base_url,
+        database,
+        temp_dir: std::env::temp_dir().join(format!("refunds-bench-{suffix}")),
+    };
+    let started = Instant::now();
+    let outcome = tokio::select! {
+        outcome = run(&settings, &resources) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    // Every child process was spawned with kill_on_drop: leaving `run` has killed them.
+    let cleanup = cleanup(&resources).await;
+    let code = match (&outcome, &cleanup) {
+        (Ok(()), Ok(())) => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    };
+    if let Err(error) = outcome {
+        eprintln!("\nrefunds-bench: FAILED: {error:#}");
+    }
+    if let Err(error) = cleanup {
+        eprintln!("refunds-bench: cleanup failed: {error:#}");
+    }
+    eprintln!(
+        "refunds-bench: finished in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    code
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let (main, query) = match url.split_once('?') {
+        Some((main, query)) => (main, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = main.find("://").map_or(0, |index| index + 3);
+    let base = match main[authority_start..].find('/') {
+        Some(slash) => &main[..authority_start + slash],
+        None => main,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+async fn cleanup(resources: &Resources) -> Result<()> {
+    let _ = std::fs::remove_dir_all(&resources.temp_dir);
+    let mut connection = tokio::time::timeout(
+        Duration::from_secs(30),
+        PgConnection::connect(&resources.base_url),
+    )
+    .await
+    .context("connecting to drop the database timed out")??;
+    // FORCE ends the sessions a killed server may have left behind.
+    // The name is ours: refunds_bench_ and 12 hex digits.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#,
+        resources.database
+    )))
+    .execute(&mut connection)
+    .await
+    .with_context(|| format!("dropping database {}", resources.database))?;
+    eprintln!("refunds-bench: dropped database {}", resources.database);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Machine
+
+struct Machine {
+    cpus: usize,
+    model: String,
+    memory: String,
+    postgres: String,
+}
+
+fn machine() -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|line| line.starts_with("model name"))
+        .and_then(|line| line.split_once(':'))
+        .map_or("unknown".into(), |(_, model)| model.trim().to_owned());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory = meminfo
+        .lines()
+        .find(|line| line.starts_with("MemTotal:"))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or("unknown".into(), |kib| format!("{:.1} GiB", kib / MIB));
+    Machine {
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        model,
+        memory,
+        postgres: String::new(),
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+// ---------------------------------------------------------------------------------------
+// Set-up
+
+struct Fixture {
+    create_org: Uuid,
+    create_token: HeaderValue,
+    token_hash_hex: String,
+    orders: Arc<Vec<Uuid>>,
+    list_orgs: Vec<ListOrg>,
+}
+
+struct ListOrg {
+    refunds: u64,
+    token: HeaderValue,
+    customer_id: Uuid,
+    customer_refunds: i64,
+}
+
+async fn run_subprocess(
+    description: &str,
+    binary: &Path,
+    args: &[String],
+    database_url: &str,
+    limit: Duration,
+) -> Result<String> {
+    let child = tokio::process::Command::new(binary)
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("spawning {}", binary.display()))?;
+    let output = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .with_context(|| format!("{description} took longer than {limit:?}"))??;
+    if !output.status.success() {
+        bail!(
+            "{description} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+async fn create_organization(client: &mut Client, admin: &HeaderValue, name: &str) -> Result<Uuid> {
+    let organization = client
+        .json(
+            Method::POST,
+            "/admin/organizations",
+            Some(admin),
+            Some(json!({ "name": name })),
+            StatusCode::CREATED,
+        )
+        .await?;
+    organization["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .context("organization without an id")
+}
+
+async fn create_token(client: &mut Client, admin: &HeaderValue, org: Uuid) -> Result<String> {
+    let token = client
+        .json(
+            Method::POST,
+            &format!("/admin/organizations/{org}/access-tokens"),
+            Some(admin),
+            Some(json!({ "scopes": ["refunds:read", "refunds:write"] })),
+            StatusCode::CREATED,
+        )
+        .await?;
+    token["token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("access token without a token")
+}
+
+async fn seed(
+    binary: &Path,
+    database_url: &str,
+    organization: Uuid,
+    orders: u64,
+    refunds_per_order: u64,
+) -> Result<()> {
+    let started = Instant::now();
+    let output = run_subprocess(
+        "refunds-server seed",
+        binary,
+        &[
+            "seed".into(),
+            "--orders".into(),
+            orders.to_string(),
+            "--refunds-per-order".into(),
+            refunds_per_order.to_string(),
+            "--organization-id".into(),
+            organization.to_string(),
+        ],
+        database_url,
+        Duration::from_secs(1800),
+    )
+    .await?;
+    let report: serde_json::Value =
+        serde_json::from_str(&output).context("seed printed no JSON report")?;
+    let refunds = report["refunds"].as_u64().unwrap_or(0);
+    if report["orders"].as_u64() != Some(orders) || refunds != orders * refunds_per_order {
+        bail!("seed made {output}, expected {orders} orders × {refunds_per_order} refunds");
+    }
+    eprintln!(
+        "  seeded {orders} orders, {refunds} refunds in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn set_up(
+    settings: &Settings,
+    resources: &Resources,
+    server_config: &ServerConfig,
+    database: &mut PgConnection,
+) -> Result<Fixture> {
+    let binary = &server_config.binary;
+    eprintln!("- migrating");
+    run_subprocess(
+        "refunds-server migrate",
+        binary,
+        &["migrate".into()],
+        &resources.database_url,
+        Duration::from_secs(120),
+    )
+    .await?;
+
+    let (server, _) = Server::start(server_config).await?;
+    let admin = bearer(&server_config.admin_token);
+    let mut client = Client::connect(server.addr).await?;
+    let create_org = create_organization(&mut client, &admin, "Bench create load").await?;
+    let mut list_org_ids = Vec::new();
+    for size in &settings.list_sizes {
+        list_org_ids
+            .push(create_organization(&mut client, &admin, &format!("Bench list {size}")).await?);
+    }
+    let create_token_text = create_token(&mut client, &admin, create_org).await?;
+    let mut list_tokens = Vec::new();
+    for org in &list_org_ids {
+        list_tokens.push(create_token(&mut client, &admin, *org).await?);
+    }
+    drop(client);
+    server.stop().await?;
+
+    eprintln!(
+        "- seeding {} orders without refunds for the create load",
+        settings.orders
+    );
+    seed(
+        binary,
+        &resources.database_url,
+        create_org,
+        settings.orders,
+        0,
+    )
+    .await?;
+    for (size, org) in settings.list_sizes.iter().zip(&list_org_ids) {
+        eprintln!(
+            "- seeding an organization with {size} refunds ({} orders × {})",
+            size / settings.refunds_per_order,
+            settings.refunds_per_order
+        );
+        seed(
+            binary,
+            &resources.database_url,
+            *org,
+            size / settings.refunds_per_order,
+            settings.refunds_per_order,
+        )
+        .await?;
+    }
+
+    eprintln!("- bench_orders, VACUUM ANALYZE, CHECKPOINT");
+    sqlx::query("CREATE TABLE bench_orders (n int PRIMARY KEY, id uuid NOT NULL)")
+        .execute(&mut *database)
+        .await?;
+    sqlx::query(
+        "INSERT INTO bench_orders (n, id) \
+         SELECT row_number() OVER (ORDER BY id), id FROM orders WHERE organization_id = $1",
+    )
+    .bind(create_org)
+    .execute(&mut *database)
+    .await?;
+    sqlx::query("VACUUM ANALYZE")
+        .execute(&mut *database)
+        .await?;
+    sqlx::query("CHECKPOINT").execute(&mut *database).await?;
+    let orders: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM bench_orders ORDER BY n")
+        .fetch_all(&mut *database)
+        .await?;
+    if orders.len() as u64 != settings.orders {
+        bail!(
+            "bench_orders holds {} orders, expected {}",
+            orders.len(),
+            settings.orders
+        );
+    }
+    let token_hash_hex: String = sqlx::query_scalar(
+        "SELECT encode(token_hash, 'hex') FROM access_tokens WHERE organization_id = $1",
+    )
+    .bind(create_org)
+    .fetch_one(&mut *database)
+    .await?;
+
+    let mut list_orgs = Vec::new();
+    for ((size, org), token) in settings
+        .list_sizes
+        .iter()
+        .zip(&list_org_ids)
+        .zip(list_tokens)
+    {
+        // The customer with the median number of refunds.
+        let (customer_id, customer_refunds): (Uuid, i64) = sqlx::query_as(
+            "SELECT customer_id, count(*) FROM refunds WHERE organization_id = $1 \
+             GROUP BY customer_id ORDER BY count(*), customer_id \
+             OFFSET (SELECT count(DISTINCT customer_id) / 2 FROM refunds WHERE organization_id = $1) \
+             LIMIT 1",
+        )
+        .bind(org)
+        .fetch_one(&mut *database)
+        .await?;
+        list_orgs.push(ListOrg {
+            refunds: *size,
+            token: bearer(&token),
+            customer_id,
+            customer_refunds,
+        });
+    }
+    Ok(Fixture {
+        create_org,
+        create_token: bearer(&create_token_text),
+        token_hash_hex,
+        orders: Arc::new(orders),
+        list_orgs,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// One run
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Latency {
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Latency {
+    fn of(histogram: &Histogram<u64>) -> Self {
+        Latency {
+            p50_ms: histogram.value_at_quantile(0.50) as f64 / 1000.0,
+            p99_ms: histogram.value_at_quantile(0.99) as f64 / 1000.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct CreateFigures {
+    throughput: f64,
+    latency: Latency,
+    requests: u64,
+    cpu_us_per_request: f64,
+    pg_cpu_us_per_request: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct RunFigures {
+    create: Vec<CreateFigures>,
+    pgbench_tps: f64,
+    pgbench_latency: Latency,
+    pgbench_transactions: u64,
+    pgbench_pg_cpu_us: f64,
+    /// [filter][size]
+    list: Vec<Vec<Latency>>,
+    peak_rss: f64,
+    start_ms: f64,
+    load_average: String,
+}
+
+const LIST_FILTERS: [&str; 3] = ["unfiltered", "succeeded=true", "customer_id=<one>"];
+
+fn list_path(filter: usize, org: &ListOrg) -> (String, Option<i64>) {
+    match filter {
+        0 => ("/v1/refunds/?limit=10".into(), Some(org.refunds as i64)),
+        1 => (
+            "/v1/refunds/?limit=10&succeeded=true".into(),
+            Some(org.refunds as i64),
+        ),
+        _ => (
+            format!("/v1/refunds/?limit=10&customer_id={}", org.customer_id),
+            Some(org.customer_refunds),
+        ),
+    }
+}
+
+async fn one_run(
+    run: usize,
+    settings: &Settings,
+    resources: &Resources,
+    server_config: &ServerConfig,
+    fixture: &Fixture,
+) -> Result<(RunFigures, u64)> {
+    let mut figures = RunFigures {
+        load_average: load_average(),
+        ..RunFigures::default()
+    };
+    let mut errors = 0;
+    eprintln!(
+        "- run {}/{} (load average {})",
+        run + 1,
+        settings.runs,
+        figures.load_average
+    );
+
+    // Start-to-ready on the migrated, seeded database.
+    let mut starts = Vec::new();
+    for _ in 0..settings.start_samples {
+        let (server, elapsed) = Server::start(server_config).await?;
+        starts.push(elapsed.as_secs_f64() * 1000.0);
+        server.stop().await?;
+    }
+    figures.start_ms = median(&mut starts);
+    eprintln!(
+        "  start-to-ready: {:.1} ms (median of {})",
+        figures.start_ms,
+        starts.len()
+    );
+
+    let (server, _) = Server::start(server_config).await?;
+    for clients in &settings.client_counts {
+        // Server and PostgreSQL CPU over the measured window only.
+        let cpu_sampler = async {
+            tokio::time::sleep(settings.warmup).await;
+            let before = (
+                server.cpu_time(),
+                cpu::Backends::sample(&resources.database),
+            );
+            tokio::time::sleep(settings.window).await;
+            let backends = cpu::Backends::sample(&resources.database).since(&before.1);
+            Ok::<_, anyhow::Error>((server.cpu_time()?.saturating_sub(before.0?), backends))
+        };
+        let (result, cpu) = tokio::join!(
+            load::create_refunds(
+                server.addr,
+                fixture.create_token.clone(),
+                fixture.orders.clone(),
+                *clients,
+                settings.warmup,
+                settings.window,
+            ),
+            cpu_sampler
+        );
+        let (result, (cpu, pg_cpu)) = (result?, cpu?);
+        let create = CreateFigures {
+            throughput: result.throughput(),
+            latency: Latency::of(&result.latencies),
+            requests: result.completed,
+            cpu_us_per_request: cpu.as_secs_f64() * 1e6 / result.completed.max(1) as f64,
+            pg_cpu_us_per_request: pg_cpu.as_secs_f64() * 1e6 / result.completed.max(1) as f64,
+        };
+        eprintln!(
+            "  create, {clients} clients: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} requests, {} errors",
+            create.throughput,
+            create.latency.p50_ms,
+            create.latency.p99_ms,
+            create.requests,
+            result.errors
+        );
+        if result.errors > 0 {
+            errors += result.errors;
+            for sample in &result.error_samples {
+                eprintln!("    error: {sample}");
+            }
+        }
+        if result.completed == 0 {
+            bail!("no refund was created with {clients} clients");
+        }
+        figures.create.push(create);
+    }
+    figures.peak_rss = server.peak_rss()? as f64 / MIB;
+    eprintln!(
+        "  peak RSS under the create load: {:.1} MiB",
+        figures.peak_rss
+    );
+
+    // The limit, on the same database, with the server idle.
+    let script = resources.temp_dir.join("create_refund.sql");
+    std::fs::write(&script, pgbench::SCRIPT)?;
+    let binary = pgbench::find_binary();
+    let log_prefix = resources.temp_dir.join(format!("pgbench_run{run}"));
+    let mut params = pgbench::PgbenchParams {
+        binary: &binary,
+        database_url: &resources.database_url,
+        script: &script,
+        clients: settings.pool_size,
+        threads: (std::thread::available_parallelism().map_or(1, |n| n.get()) as u32)
+            .min(settings.pool_size),
+        duration: settings.warmup.max(Duration::from_secs(1)),
+        token_hash_hex: &fixture.token_hash_hex,
+        organization_id: fixture.create_org,
+        orders: fixture.orders.len(),
+        log_prefix: None,
+    };
+    pgbench::run(&params).await.context("pgbench warm-up")?;
+    params.duration = settings.window;
+    params.log_prefix = Some(&log_prefix);
+    // pgbench must really create refunds: one per transaction it reports.
+    let mut database = PgConnection::connect(&resources.database_url).await?;
+    let count_refunds = "SELECT count(*) FROM refunds WHERE organization_id = $1";
+    let refunds_before: i64 = sqlx::query_scalar(count_refunds)
+        .bind(fixture.create_org)
+        .fetch_one(&mut database)
+        .await?;
+    // PostgreSQL CPU over the middle half of the run (pgbench's backends end with it).
+    let pg_sampler = async {
+        let quarter = settings.window / 4;
+        tokio::time::sleep(quarter.max(Duration::from_millis(500))).await;
+        let before = cpu::Backends::sample(&resources.database);
+        let started = Instant::now();
+        tokio::time::sleep(settings.window / 2).await;
+        (
+            cpu::Backends::sample(&resources.database).since(&before),
+            started.elapsed(),
+        )
+    };
+    let (limit, (pg_cpu, sampled)) = tokio::join!(pgbench::run(&params), pg_sampler);
+    let limit = limit.context("pgbench")?;
+    figures.pgbench_pg_cpu_us =
+        pg_cpu.as_secs_f64() * 1e6 / (limit.tps * sampled.as_secs_f64()).max(1.0);
+    if limit.failed > 0 {
+        bail!("pgbench: {} failed transactions", limit.failed);
+    }
+    let refunds_after: i64 = sqlx::query_scalar(count_refunds)
+        .bind(fixture.create_org)
+        .fetch_one(&mut database)
+        .await?;
+    database.close().await?;
+    if limit.transactions == 0 || (refunds_after - refunds_before) as u64 != limit.transactions {
+        bail!(
+            "pgbench reported {} transactions but created {} refunds",
+            limit.transactions,
+            refunds_after - refunds_before
+        );
+    }
+    figures.pgbench_tps = limit.tps;
+    figures.pgbench_latency = Latency::of(&limit.latencies);
+    figures.pgbench_transactions = limit.transactions;
+    eprintln!(
+        "  pgbench, {} connections: {:.0} tps, p50 {:.2} ms, p99 {:.2} ms, {} transactions",
+        settings.pool_size,
+        limit.tps,
+        figures.pgbench_latency.p50_ms,
+        figures.pgbench_latency.p99_ms,
+        limit.transactions
+    );
+
+    // List latency.
+    for (filter, filter_name) in LIST_FILTERS.iter().enumerate() {
+        let mut row = Vec::new();
+        for org in &fixture.list_orgs {
+            let (path, expected) = list_path(filter, org);
+            let histogram = list::measure(
+                server.addr,
+                &org.token,
+                &path,
+                settings.list_warmup,
+                settings.list_requests,
+                settings.list_requests.min(50),
+                settings.list_budget,
+                expected,
+            )
+            .await?;
+            let latency = Latency::of(&histogram);
+            eprintln!(
+                "  list {} refunds, {}: p50 {:.2} ms, p99 {:.2} ms ({} requests{})",
+                org.refunds,
+                filter_name,
+                latency.p50_ms,
+                latency.p99_ms,
+                histogram.len(),
+                if (histogram.len() as usize) < settings.list_requests {
+                    ", cut by the time budget"
+                } else {
+                    ""
+                }
+            );
+            row.push(latency);
+        }
+        figures.list.push(row);
+    }
+
+    let (error_lines, samples) = server.error_lines();
+    if error_lines > 0 {
+        for sample in samples {
+            eprintln!("    server log: {sample}");
+        }
+        bail!("the server logged {error_lines} error lines");
+    }
+    server.stop().await?;
+    Ok((figures, errors))
+}
+
+// ---------------------------------------------------------------------------------------
+// The whole benchmark
+
+async fn run(settings: &Settings, resources: &Resources) -> Result<()> {
+    let mut machine = machine();
+    let load_at_start = load_average();
+    std::fs::create_dir_all(&resources.temp_dir)?;
+
+    let server_binary = match std::env::var_os("REFUNDS_SERVER_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no directory for the benchmark binary")?
+            .join("refunds-server"),
+    };
+    if !server_binary.exists() {
+        bail!(
+            "{} not found (build it with cargo build --release)",
+            server_binary.display()
+        );
+    }
+
+    let mut admin = PgConnection::connect(&resources.base_url)
+        .await
+        .with_context(|| format!("connecting to {}", resources.base_url))?;
+    machine.postgres = sqlx::query_scalar::<_, String>("SHOW server_version")
+        .fetch_one(&mut admin)
+        .await?;
+    eprintln!("refunds-bench: creating database {}", resources.database);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        r#"CREATE DATABASE "{}""#,
+        resources.database
+    )))
+    .execute(&mut admin)
+    .await?;
+    admin.close().await?;
+
+    let server_config = ServerConfig {
+        binary: server_binary.clone(),
+        database_url: resources.database_url.clone(),
+        admin_token: format!("bench-admin-{}", Uuid::new_v4().simple()),
+        pool_size: settings.pool_size,
+    };
+    let mut database = PgConnection::connect(&resources.database_url).await?;
+    let setup_started = Instant::now();
+    let fixture = set_up(settings, resources, &server_config, &mut database).await?;
+    database.close().await?;
+    eprintln!(
+        "- set-up took {:.0} s",
+        setup_started.elapsed().as_secs_f64()
+    );
+
+    let mut runs = Vec::new();
+    let mut errors = 0;
+    for run in 0..settings.runs {
+        let (figures, run_errors) =
+            one_run(run, settings, resources, &server_config, &fixture).await?;
+        errors += run_errors;
+        runs.push(figures);
+    }
+    print_report(settings, &machine, &load_at_start, &runs);
+    if errors > 0 {
+        bail!("the server answered {errors} create requests with something else than 201");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Report
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    let n = values.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn median_of(runs: &[RunFigures], field: impl Fn(&RunFigures) -> f64) -> f64 {
+    median(&mut runs.iter().map(field).collect::<Vec<_>>())
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "yes" } else { "NO" }
+}
+
+fn size_label(size: u64) -> String {
+    if size >= 1_000_000 && size.is_multiple_of(1_000_000) {
+        format!("{}M", size / 1_000_000)
+    } else if size >= 1_000 && size.is_multiple_of(1_000) {
+        format!("{}k", size / 1_000)
+    } else {
+        size.to_string()
+    }
+}
+
+fn print_report(settings: &Settings, machine: &Machine, load_at_start: &str, runs: &[RunFigures]) {
+    let m = |field: &dyn Fn(&RunFigures) -> f64| median_of(runs, field);
+    let pg_tps = m(&|r| r.pgbench_tps);
+    let pg_p50 = m(&|r| r.pgbench_latency.p50_ms);
+    let pg_p99 = m(&|r| r.pgbench_latency.p99_ms);
+    let line = "-".repeat(100);
+
+    println!();
+    println!(
+        "refunds-server benchmark{}",
+        if settings.quick {
+            " (--quick: tiny sizes, checks the pipeline, not the figures)"
+        } else {
+            ""
+        }
+    );
+    println!("{line}");
+    println!(
+        "machine: {} CPUs, {}, {} memory; PostgreSQL {}",
+        machine.cpus, machine.model, machine.memory, machine.postgres
+    );
+    println!(
+        "load average at start: {load_at_start}; at each run: {}; at end: {}",
+        runs.iter()
+            .map(|r| r.load_average.as_str())
+            .collect::<Vec<_>>()
+            .join(" | "),
+        load_average()
+    );
+    println!(
+        "{} run(s), every figure the median of the runs; load phases {} s after {} s warm-up; \
+         server pool = pgbench connections = {}",
+        runs.len(),
+        settings.window.as_secs_f64(),
+        settings.warmup.as_secs_f64(),
+        settings.pool_size
+    );
+    println!(
+        "create load: {} orders, random order per request, amounts 1-10; list organizations: {} refunds \
+         ({} per order, 1000 customers)",
+        settings.orders,
+        settings
+            .list_sizes
+            .iter()
+            .map(|s| size_label(*s))
+            .collect::<Vec<_>>()
+            .join(" / "),
+        settings.refunds_per_order
+    );
+    println!(
+        "pgbench: the create-refund SQL (token lookup, BEGIN, order lock, INSERT, UPDATE, COMMIT), \
+         -M prepared, plus one PK lookup (bench_orders) to pick a random order"
+    );
+    println!("{line}");
+    println!(
+        "{:<44} {:>10} {:>10} {:>10}   {:<28} {:>6}",
+        "figure", "value", "p50 ms", "p99 ms", "target", "met"
+    );
+    println!("{line}");
+    println!(
+        "{:<44} {:>10.0} {:>10.2} {:>10.2}   {:<28} {:>6}",
+        format!("pgbench limit, {} connections (tps)", settings.pool_size),
+        pg_tps,
+        pg_p50,
+        pg_p99,
+        "",
+        ""
+    );
+    for (index, clients) in settings.client_counts.iter().enumerate() {
+        let tput = m(&|r| r.create[index].throughput);
+        let p50 = m(&|r| r.create[index].latency.p50_ms);
+        let p99 = m(&|r| r.create[index].latency.p99_ms);
+        let cpu = m(&|r| r.create[index].cpu_us_per_request);
+        let pg_cpu = m(&|r| r.create[index].pg_cpu_us_per_request);
+        println!(
+            "{:<44} {:>10.0} {:>10.2} {:>10.2}   {:<28} {:>6}",
+            format!("create, {clients} clients (req/s)"),
+            tput,
+            p50,
+            p99,
+            "",
+            ""
+        );
+        let ratio = tput / pg_tps;
+        println!(
+            "{:<44} {:>10.2} {:>10} {:>10}   {:<28} {:>6}",
+            format!("  throughput / pgbench"),
+            ratio,
+            "",
+            "",
+            format!(">= {TARGET_THROUGHPUT_RATIO}"),
+            verdict(ratio >= TARGET_THROUGHPUT_RATIO)
+        );
+        let ratio = p99 / pg_p99;
+        println!(
+            "{:<44} {:>10.2} {:>10} {:>10}   {:<28} {:>6}",
+            format!("  p99 / pgbench p99"),
+            ratio,
+            "",
+            "",
+            format!("<= {TARGET_P99_RATIO}"),
+            verdict(ratio <= TARGET_P99_RATIO)
+        );
+        println!(
+            "{:<44} {:>10.0} {:>10} {:>10}   {:<28} {:>6}",
+            "  server CPU per request (µs, info)", cpu, "", "", "", ""
+        );
+        println!(
+            "{:<44} {:>10.0} {:>10} {:>10}   {:<28} {:>6}",
+            "  PostgreSQL CPU per request (µs, info)",
+            pg_cpu,
+            "",
+            "",
+            format!("pgbench: {:.0}", m(&|r| r.pgbench_pg_cpu_us)),
+            ""
+        );
+    }
+    let first = 0;
+    let last = settings.list_sizes.len() - 1;
+    for (filter, name) in LIST_FILTERS.iter().enumerate() {
+        for (size_index, size) in settings.list_sizes.iter().enumerate() {
+            let p50 = m(&|r| r.list[filter][size_index].p50_ms);
+            let p99 = m(&|r| r.list[filter][size_index].p99_ms);
+            println!(
+                "{:<44} {:>10} {:>10.2} {:>10.2}   {:<28} {:>6}",
+                format!("list {}, {name}", size_label(*size)),
+                "",
+                p50,
+                p99,
+                "",
+                ""
+            );
+        }
+        for (label, pick) in [("p50", 0), ("p99", 1)] {
+            let get = |r: &RunFigures, i: usize| {
+                let latency = r.list[filter][i];
+                if pick == 0 {
+                    latency.p50_ms
+                } else {
+                    latency.p99_ms
+                }
+            };
+            let ratio = m(&|r| get(r, last)) / m(&|r| get(r, first));
+            println!(
+                "{:<44} {:>10.2} {:>10} {:>10}   {:<28} {:>6}",
+                format!(
+                    "  {} / {} ({label})",
+                    size_label(settings.list_sizes[last]),
+                    size_label(settings.list_sizes[first])
+                ),
+                ratio,
+                "",
+                "",
+                format!("<= {TARGET_LIST_RATIO}"),
+                verdict(ratio <= TARGET_LIST_RATIO)
+            );
+        }
+    }
+    let rss = m(&|r| r.peak_rss);
+    println!(
+        "{:<44} {:>10.1} {:>10} {:>10}   {:<28} {:>6}",
+        "peak RSS under the create load (MiB)",
+        rss,
+        "",
+        "",
+        format!("< {TARGET_PEAK_RSS_MIB}"),
+        verdict(rss < TARGET_PEAK_RSS_MIB)
+    );
+    let start = m(&|r| r.start_ms);
+    println!(
+        "{:<44} {:>10.1} {:>10} {:>10}   {:<28} {:>6}",
+        format!(
+            "start-to-ready (ms, median of {} per run)",
+            settings.start_samples
+        ),
+        start,
+        "",
+        "",
+        format!("< {TARGET_START_MS}"),
+        verdict(start < TARGET_START_MS)
+    );
+    println!("{line}");
+    println!(
+        "note: pgbench keeps {pool} connections busy; {max} HTTP clients in a closed loop queue for the server's \
+         {pool}-connection pool, so by Little's law their latency is about {max}/throughput \
+         (~{ratio:.0}x pgbench's at equal throughput) before any server cost.",
+        pool = settings.pool_size,
+        max = settings.client_counts.iter().max().copied().unwrap_or(0),
+        ratio = settings.client_counts.iter().max().copied().unwrap_or(0) as f64
+            / settings.pool_size as f64,
+    );
+    if runs.len() > 1 {
+        println!("per run (create 16 / 64 req/s, pgbench tps, list largest unfiltered p50 ms):");
+        for (index, r) in runs.iter().enumerate() {
+            println!(
+                "  run {}: {} | pgbench {:.0} | list {:.2}",
+                index + 1,
+                r.create
+                    .iter()
+                    .map(|c| format!("{:.0}", c.throughput))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                r.pgbench_tps,
+                r.list[0][last].p50_ms
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_database_of_a_url() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:1/db?sslmode=disable", "x"),
+            "postgres://u@h:1/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}
