@@ -7,6 +7,7 @@ COPY .cargo .cargo
 COPY .sqlx .sqlx
 COPY migrations migrations
 COPY src src
+COPY tools tools
 RUN cargo build --release --locked --bin refunds-server
 
 FROM debian:bookworm-slim

@@ -517,5 +517,23 @@ fn docker_compose_and_dockerfile_run_what_the_binary_offers() {
             && dockerfile.contains("ENV REFUNDS_BIND=0.0.0.0:8000")
     );
     assert!(dockerfile.contains("SQLX_OFFLINE=true") && dockerfile.contains("USER refunds"));
+    // cargo loads every workspace member, so the build context must hold them all
+    let manifest = std::fs::read_to_string(format!("{root}/Cargo.toml")).unwrap();
+    let members = manifest
+        .lines()
+        .find(|line| line.starts_with("members"))
+        .expect("a workspace");
+    for member in members
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|member| *member != ".")
+    {
+        let top = member.split('/').next().unwrap();
+        assert!(
+            dockerfile.contains(&format!("COPY {top} {top}")),
+            "the Dockerfile copies {member}"
+        );
+    }
     assert!(help(&["serve"]).contains("[env: REFUNDS_BIND"));
 }
