@@ -7,14 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::ServiceExt;
-use axum::extract::Request;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::net::TcpListener;
-use tower::Layer;
 use tower::util::MapRequestLayer;
+use tower::{Layer, ServiceExt};
 
 use crate::config::{DatabaseConfig, ServeConfig};
 use crate::processor::{PaymentProcessor, SandboxProcessor};
@@ -90,17 +88,73 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    ///
+    /// hyper is driven directly (not through `axum::serve`) to bound the time a client may
+    /// take to send a request head: without it a client trickling its headers would hold
+    /// its connection, and a graceful shutdown, indefinitely.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+        use hyper_util::server::conn::auto::Builder;
+        use hyper_util::server::graceful::GracefulShutdown;
+        use hyper_util::service::TowerToHyperService;
+
         let app = MapRequestLayer::new(crate::http::normalize_path)
             .layer(crate::http::router(self.state));
-        axum::serve(self.listener, ServiceExt::<Request>::into_make_service(app))
-            .with_graceful_shutdown(shutdown)
-            .await
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        let graceful = GracefulShutdown::new();
+        let serve_connection = |stream: tokio::net::TcpStream| {
+            let service = TowerToHyperService::new(app.clone().map_request(
+                |request: axum::http::Request<hyper::body::Incoming>| {
+                    request.map(axum::body::Body::new)
+                },
+            ));
+            let connection = graceful.watch(
+                builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned(),
+            );
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+        };
+
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => serve_connection(stream),
+                    Err(error) => {
+                        // e.g. out of file descriptors: wait instead of spinning
+                        tracing::warn!(%error, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                () = &mut shutdown => break,
+            }
+        }
+        // Connections already queued were opened before the signal: serve them too.
+        let listener = self.listener.into_std()?;
+        listener.set_nonblocking(true)?;
+        while let Ok((stream, _)) = listener.accept() {
+            if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
+                serve_connection(stream);
+            }
+        }
+        drop(listener);
+        graceful.shutdown().await;
+        Ok(())
     }
 }
+
+/// Longest a client may take to send a request head; below the default drain time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `refunds-server serve`.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {

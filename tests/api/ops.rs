@@ -344,3 +344,38 @@ async fn an_oversized_body_is_refused_with_413(pool: PgPool) {
     assert_eq!(response.json()["error"], "RequestBodyTooLarge");
     let _: Value = response.json();
 }
+
+/// A client that never finishes its request head is cut off, instead of holding its
+/// connection (and a graceful shutdown) for ever.
+#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+async fn a_request_head_that_never_ends_is_cut_off(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let mut stream = TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buffer = [0; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+        .await
+        .expect("the server closes the connection within the header timeout");
+    assert!(
+        matches!(read, Ok(0) | Err(_))
+            || String::from_utf8_lossy(&buffer).starts_with("HTTP/1.1 408")
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "not before the timeout: {:?}",
+        started.elapsed()
+    );
+    // the server goes on serving
+    assert_eq!(
+        app.request(Method::GET, "/healthz", None, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}

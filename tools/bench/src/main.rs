@@ -202,6 +202,7 @@ async fn main() -> ExitCode {
     let outcome = tokio::select! {
         outcome = run(&settings, &resources) => outcome,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        _ = terminated() => Err(anyhow::anyhow!("terminated")),
     };
     // Every child process was spawned with kill_on_drop: leaving `run` has killed them.
     let cleanup = cleanup(&resources).await;
@@ -220,6 +221,27 @@ async fn main() -> ExitCode {
         started.elapsed().as_secs_f64()
     );
     code
+}
+
+async fn terminated() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Children die with the benchmark even if it is killed outright (SIGKILL leaves no time to
+/// clean up); otherwise `kill_on_drop` and the explicit stops end them.
+pub fn die_with_parent(command: &mut tokio::process::Command) {
+    // SAFETY: prctl is async-signal-safe and only touches the child being set up.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
 }
 
 fn with_database(url: &str, database: &str) -> String {
@@ -248,12 +270,16 @@ async fn cleanup(resources: &Resources) -> Result<()> {
     .context("connecting to drop the database timed out")??;
     // FORCE ends the sessions a killed server may have left behind.
     // The name is ours: refunds_bench_ and 12 hex digits.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#,
-        resources.database
-    )))
-    .execute(&mut connection)
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#,
+            resources.database
+        )))
+        .execute(&mut connection),
+    )
     .await
+    .context("dropping the database timed out")?
     .with_context(|| format!("dropping database {}", resources.database))?;
     eprintln!("refunds-bench: dropped database {}", resources.database);
     Ok(())
@@ -328,7 +354,9 @@ async fn run_subprocess(
     database_url: &str,
     limit: Duration,
 ) -> Result<String> {
-    let child = tokio::process::Command::new(binary)
+    let mut command = tokio::process::Command::new(binary);
+    die_with_parent(&mut command);
+    let child = command
         .args(args)
         .env("DATABASE_URL", database_url)
         .stdin(Stdio::null())

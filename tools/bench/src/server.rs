@@ -42,6 +42,7 @@ pub struct Server {
 /// (`RUST_LOG` included, so the server logs as it would by default, one line per request).
 fn server_command(config: &ServerConfig) -> Command {
     let mut command = Command::new(&config.binary);
+    crate::die_with_parent(&mut command);
     // A RUST_LOG of the caller's must still let through the line that gives the address.
     if let Ok(filter) = std::env::var("RUST_LOG")
         && !filter.trim().is_empty()
