@@ -155,8 +155,11 @@ fn push_filters(
 ) {
     // With one organization, `=` lets PostgreSQL read the (organization_id, sort key) index
     // in order and stop after a page; `= ANY` would sort all of the organization's refunds.
+    // Not under a filter on ids: there the planner may walk the organization's index in
+    // order and read all of it when the filter matches few rows (3 s at a million refunds
+    // for a customer without any); `= ANY` keeps it on the filter's own index.
     match organization_ids {
-        [organization_id] => {
+        [organization_id] if !filters_by_ids(query) => {
             builder.push(" WHERE r.organization_id = ");
             builder.push_bind(*organization_id);
         }
@@ -193,6 +196,15 @@ fn push_filters(
         Some(false) => builder.push(" AND r.status <> 'succeeded'"),
         None => builder,
     };
+}
+
+/// Whether the query filters by refund, order, subscription or customer ids.
+fn filters_by_ids(query: &ListQuery) -> bool {
+    !(query.ids.is_empty()
+        && query.order_ids.is_empty()
+        && query.subscription_ids.is_empty()
+        && query.customer_ids.is_empty()
+        && query.external_customer_ids.is_empty())
 }
 
 /// `ORDER BY` for the requested criteria. A column already ordered by is skipped (it cannot
@@ -255,12 +267,7 @@ pub async fn count_refunds(
     organization_ids: &[Uuid],
     query: &ListQuery,
 ) -> Result<i64> {
-    let counted_by_organization = query.ids.is_empty()
-        && query.order_ids.is_empty()
-        && query.subscription_ids.is_empty()
-        && query.customer_ids.is_empty()
-        && query.external_customer_ids.is_empty();
-    if counted_by_organization {
+    if !filters_by_ids(query) {
         return Ok(sqlx::query_scalar!(
             r#"
             SELECT coalesce(sum(CASE WHEN $2::bool IS NULL THEN succeeded + not_succeeded
