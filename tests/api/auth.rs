@@ -6,64 +6,50 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{ids, scopes, spawn_app};
+use crate::helpers::{Response, TestApp, ids, into_response, scopes, spawn_app};
 
 const INVALID_TOKEN: &str =
     "The access token provided is expired, revoked, malformed, or invalid for other reasons.";
 const INSUFFICIENT_SCOPE: &str =
     "The request requires higher privileges than provided by the access token.";
 
-fn assert_invalid_token(response: &crate::helpers::Response) {
+/// A 401 with this body and `WWW-Authenticate` challenge, as JSON.
+fn assert_unauthorized_with(response: &Response, body: Value, challenge: &str) {
     assert_eq!(
         response.status,
         StatusCode::UNAUTHORIZED,
         "{}",
         response.text
     );
-    assert_eq!(
-        response.json(),
-        json!({"error": "invalid_token", "error_description": INVALID_TOKEN})
-    );
-    assert_eq!(
-        response.header("www-authenticate"),
-        Some(format!(r#"Bearer realm="polar", error="invalid_token", error_description="{INVALID_TOKEN}""#).as_str())
-    );
-}
-
-fn assert_unauthorized(response: &crate::helpers::Response) {
-    assert_eq!(
-        response.status,
-        StatusCode::UNAUTHORIZED,
-        "{}",
-        response.text
-    );
-    assert_eq!(
-        response.json(),
-        json!({"error": "Unauthorized", "detail": "Unauthorized"})
-    );
-    assert_eq!(
-        response.header("www-authenticate"),
-        Some(r#"Bearer realm="polar""#)
-    );
+    assert_eq!(response.json(), body);
+    assert_eq!(response.header("www-authenticate"), Some(challenge));
     assert_eq!(response.header("content-type"), Some("application/json"));
 }
 
-async fn send(
-    app: &crate::helpers::TestApp,
-    method: Method,
-    path: &str,
-    authorization: Option<&str>,
-) -> crate::helpers::Response {
+fn assert_invalid_token(response: &Response) {
+    assert_unauthorized_with(
+        response,
+        json!({"error": "invalid_token", "error_description": INVALID_TOKEN}),
+        &format!(
+            r#"Bearer realm="polar", error="invalid_token", error_description="{INVALID_TOKEN}""#
+        ),
+    );
+}
+
+fn assert_unauthorized(response: &Response) {
+    assert_unauthorized_with(
+        response,
+        json!({"error": "Unauthorized", "detail": "Unauthorized"}),
+        r#"Bearer realm="polar""#,
+    );
+}
+
+async fn send(app: &TestApp, method: Method, path: &str, authorization: Option<&str>) -> Response {
     let mut request = app.client.request(method, format!("{}{path}", app.address));
     if let Some(value) = authorization {
         request = request.header("authorization", value);
     }
-    let response = request.send().await.unwrap();
-    crate::helpers::Response {
-        status: response.status(),
-        headers: response.headers().clone(),
-        text: response.text().await.unwrap(),
-    }
+    into_response(request.send().await.unwrap()).await
 }
 
 #[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]

@@ -1,15 +1,12 @@
 use refunds_server::orders::repo::{NewOrder, insert_paid_order};
 use refunds_server::orders::service::PaidOrderInput;
-use refunds_server::processor::{
-    PaymentProcessor, ProcessorError, ProcessorOutcome, ProcessorRefund,
-};
-use refunds_server::refunds::model::{DisputeStatus, RefundStatus};
+use refunds_server::refunds::model::DisputeStatus;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{OrderState, spawn_app, spawn_app_with_processor};
+use crate::helpers::{OrderState, ScriptedProcessor, spawn_app, spawn_app_with_processor};
 
 const REFUND_KEYS: [&str; 15] = [
     "created_at",
@@ -439,30 +436,6 @@ async fn a_free_order_has_nothing_to_refund(pool: PgPool) {
             json!(1)
         )
     );
-}
-
-/// A processor whose answer depends on the requested net amount, to drive every outcome.
-struct ScriptedProcessor;
-
-impl PaymentProcessor for ScriptedProcessor {
-    fn name(&self) -> &'static str {
-        "scripted"
-    }
-
-    fn refund(&self, request: &ProcessorRefund) -> Result<ProcessorOutcome, ProcessorError> {
-        let status = match request.amount {
-            11 => return Err(ProcessorError::AlreadyRefunded),
-            12 => return Err(ProcessorError::Disputed),
-            13 => return Err(ProcessorError::Other("card network down".into())),
-            600 => RefundStatus::Pending,
-            7 => RefundStatus::Failed,
-            _ => RefundStatus::Succeeded,
-        };
-        Ok(ProcessorOutcome {
-            status,
-            processor_id: format!("re_{}", request.refund_id.simple()),
-        })
-    }
 }
 
 #[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]

@@ -7,8 +7,10 @@ use refunds_server::admin::service as admin;
 use refunds_server::auth::service::{TokenOwner, create_token};
 use refunds_server::disputes::service::DisputeOpening;
 use refunds_server::orders::service::{PaidOrderInput, create_paid_order};
-use refunds_server::processor::PaymentProcessor;
-use refunds_server::refunds::model::{DisputeStatus, RefundDispute};
+use refunds_server::processor::{
+    PaymentProcessor, ProcessorError, ProcessorOutcome, ProcessorRefund,
+};
+use refunds_server::refunds::model::{DisputeStatus, RefundDispute, RefundStatus};
 use refunds_server::startup::{AppState, Application};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -273,7 +275,7 @@ pub struct OrderState {
     pub pending_tax_amount: i64,
 }
 
-async fn into_response(response: reqwest::Response) -> Response {
+pub async fn into_response(response: reqwest::Response) -> Response {
     Response {
         status: response.status(),
         headers: response.headers().clone(),
@@ -289,4 +291,29 @@ pub fn ids(body: &Value) -> Vec<String> {
         .iter()
         .map(|item| item["id"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// A processor whose answer depends on the requested net amount, to drive every outcome:
+/// 11, 12 and 13 are refused, 600 stays pending, 7 fails, anything else succeeds.
+pub struct ScriptedProcessor;
+
+impl PaymentProcessor for ScriptedProcessor {
+    fn name(&self) -> &'static str {
+        "scripted"
+    }
+
+    fn refund(&self, request: &ProcessorRefund) -> Result<ProcessorOutcome, ProcessorError> {
+        let status = match request.amount {
+            11 => return Err(ProcessorError::AlreadyRefunded),
+            12 => return Err(ProcessorError::Disputed),
+            13 => return Err(ProcessorError::Other("card network down".into())),
+            600 => RefundStatus::Pending,
+            7 => RefundStatus::Failed,
+            _ => RefundStatus::Succeeded,
+        };
+        Ok(ProcessorOutcome {
+            status,
+            processor_id: format!("re_{}", request.refund_id.simple()),
+        })
+    }
 }

@@ -1,14 +1,13 @@
 use refunds_server::orders::service::PaidOrderInput;
-use refunds_server::processor::{
-    PaymentProcessor, ProcessorError, ProcessorOutcome, ProcessorRefund,
-};
-use refunds_server::refunds::model::{DisputeStatus, RefundStatus};
+use refunds_server::refunds::model::DisputeStatus;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, TestOrg, ids, spawn_app, spawn_app_with_processor};
+use crate::helpers::{
+    ScriptedProcessor, TestApp, TestOrg, ids, spawn_app, spawn_app_with_processor,
+};
 
 fn validation(detail: Value) -> Value {
     json!({"error": "RequestValidationError", "detail": detail})
@@ -187,30 +186,9 @@ async fn every_filter_narrows_the_list(pool: PgPool) {
     }
 }
 
-/// Refunds of 600 end pending and of 7 failed; everything else succeeds.
-struct MixedProcessor;
-
-impl PaymentProcessor for MixedProcessor {
-    fn name(&self) -> &'static str {
-        "mixed"
-    }
-
-    fn refund(&self, request: &ProcessorRefund) -> Result<ProcessorOutcome, ProcessorError> {
-        let status = match request.amount {
-            600 => RefundStatus::Pending,
-            7 => RefundStatus::Failed,
-            _ => RefundStatus::Succeeded,
-        };
-        Ok(ProcessorOutcome {
-            status,
-            processor_id: "x".into(),
-        })
-    }
-}
-
 #[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
 async fn succeeded_splits_succeeded_from_every_other_status(pool: PgPool) {
-    let app = spawn_app_with_processor(pool, MixedProcessor).await;
+    let app = spawn_app_with_processor(pool, ScriptedProcessor).await;
     let org = app.organization("Acme").await;
     let order_id = app.order(org.id, 1000, 0).await;
     for amount in [600, 7, 50] {
@@ -461,7 +439,7 @@ async fn a_refund_made_for_a_dispute_lists_with_the_dispute_embedded(pool: PgPoo
 /// filter the list; they must equal a plain count after every kind of write.
 #[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
 async fn total_counts_stay_exact_whoever_writes_refunds(pool: PgPool) {
-    let app = spawn_app_with_processor(pool, MixedProcessor).await;
+    let app = spawn_app_with_processor(pool, ScriptedProcessor).await;
     let org = app.organization("Acme").await;
     let other = app.organization("Other").await;
 
