@@ -21,7 +21,10 @@ fi
 if ! command -v chromium >/dev/null; then
     echo "installing Debian's chromium (for the API reference page test)"
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null
+    # Another apt or dpkg run (a machine's own updates) may hold the package locks: wait.
+    wait_for_lock=(-o DPkg::Lock::Timeout=600 -o Acquire::Lock::Timeout=600)
+    $sudo apt-get "${wait_for_lock[@]}" update -qq
+    $sudo apt-get "${wait_for_lock[@]}" install -y -qq chromium >/dev/null
 fi
 
 cargo fmt --all -- --check

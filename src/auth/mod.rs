@@ -52,8 +52,11 @@ pub fn parse_authorization(header: Option<&str>) -> Credentials<'_> {
     let Some(header) = header else {
         return Credentials::Anonymous;
     };
+    // Polar splits at the first space and strips whitespace around the rest, so extra
+    // spaces or tabs before the token still authenticate, and an empty token is no token.
     let (scheme, token) = header.split_once(' ').unwrap_or((header, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let token = token.trim_matches(|character: char| character.is_ascii_whitespace());
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || !token.is_ascii() {
         return Credentials::Anonymous;
     }
     if token.starts_with(ANONYMOUS_TOKEN_PREFIX) {
@@ -108,7 +111,19 @@ mod tests {
             parse_authorization(Some("Bearer polar_pat_abc")),
             Credentials::Token("polar_pat_abc")
         );
-        assert_eq!(parse_authorization(Some("Bearer")), Credentials::Invalid);
+        assert_eq!(parse_authorization(Some("Bearer")), Credentials::Anonymous);
+        assert_eq!(
+            parse_authorization(Some("Bearer   ")),
+            Credentials::Anonymous
+        );
+        assert_eq!(
+            parse_authorization(Some("Bearer  \tpolar_oat_abc")),
+            Credentials::Token("polar_oat_abc")
+        );
+        assert_eq!(
+            parse_authorization(Some("Bearer\tpolar_oat_abc")),
+            Credentials::Anonymous
+        );
         assert_eq!(
             parse_authorization(Some("Bearer nope")),
             Credentials::Invalid

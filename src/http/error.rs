@@ -28,6 +28,15 @@ fn with_www_authenticate(mut response: Response, value: String) -> Response {
     response
 }
 
+/// OAuth's token errors forbid caching on their own terms, as Polar's OAuth library sends them.
+fn oauth_error(status: StatusCode, body: Value, challenge: String) -> Response {
+    let mut response = with_www_authenticate(json_response(status, body), challenge);
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
 /// Framework answers that carry only `detail`, like Starlette's 404 and 405.
 pub fn detail_only(status: StatusCode, detail: &str) -> Response {
     json_response(status, json!({ "detail": detail }))
@@ -36,11 +45,9 @@ pub fn detail_only(status: StatusCode, detail: &str) -> Response {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match self {
-            Error::InvalidToken => with_www_authenticate(
-                json_response(
-                    StatusCode::UNAUTHORIZED,
-                    json!({"error": "invalid_token", "error_description": INVALID_TOKEN_DESCRIPTION}),
-                ),
+            Error::InvalidToken => oauth_error(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "invalid_token", "error_description": INVALID_TOKEN_DESCRIPTION}),
                 format!(
                     r#"Bearer realm="polar", error="invalid_token", error_description="{INVALID_TOKEN_DESCRIPTION}""#
                 ),
@@ -49,11 +56,9 @@ impl IntoResponse for Error {
                 polar(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized"),
                 r#"Bearer realm="polar""#.to_owned(),
             ),
-            Error::InsufficientScope(scopes) => with_www_authenticate(
-                json_response(
-                    StatusCode::FORBIDDEN,
-                    json!({"error": "insufficient_scope", "error_description": INSUFFICIENT_SCOPE_DESCRIPTION}),
-                ),
+            Error::InsufficientScope(scopes) => oauth_error(
+                StatusCode::FORBIDDEN,
+                json!({"error": "insufficient_scope", "error_description": INSUFFICIENT_SCOPE_DESCRIPTION}),
                 format!(
                     r#"Bearer realm="polar", scope="{}", error="insufficient_scope", error_description="{INSUFFICIENT_SCOPE_DESCRIPTION}""#,
                     scopes.join(" ")

@@ -11,7 +11,7 @@ use std::any::Any;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -22,6 +22,7 @@ use tracing::Level;
 use crate::AppState;
 
 pub const POLAR_VERSION_HEADER: &str = "polar-version";
+const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const DEFAULT_POLAR_VERSION: &str = "2026-04";
 pub const SUPPORTED_POLAR_VERSIONS: &[&str] = &["2026-04", "2026-10", "2027-01"];
 /// Polar's `API_MAX_REQUEST_BODY_SIZE`.
@@ -31,7 +32,7 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// `startup`) because path rewriting has to happen before routing.
 pub fn router(state: AppState) -> Router {
     let (routes, _) = openapi::routes().split_for_parts();
-    Router::new()
+    let routed = Router::new()
         .merge(routes)
         .merge(openapi::reference_routes())
         .fallback(|| async { error::detail_only(StatusCode::NOT_FOUND, "Not Found") })
@@ -53,7 +54,71 @@ pub fn router(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .with_state(state)
+        .layer(axum::middleware::map_request(drop_unusable_request_id))
+        .layer(middleware::from_fn(private_answers))
+        .with_state(state);
+    // The router writes `Allow` after its routes' layers have run, so the layer that edits
+    // it wraps the router as a whole.
+    Router::new()
+        .fallback_service(routed)
+        .layer(middleware::from_fn(allow_first_method))
+}
+
+/// A caller's request id is echoed and logged, so only a short, plain one is kept; any other
+/// is replaced by a fresh one.
+async fn drop_unusable_request_id(mut request: Request) -> Request {
+    let usable = |value: &HeaderValue| {
+        let bytes = value.as_bytes();
+        (1..=128).contains(&bytes.len())
+            && bytes
+                .iter()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(byte))
+    };
+    if request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .is_some_and(|value| !usable(value))
+    {
+        request.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    request
+}
+
+/// Refunds and orders are private financial data: like Polar, every API answer forbids
+/// caching unless it chose its own policy (the OAuth errors say `no-store`). The API
+/// reference's static assets may be cached.
+async fn private_answers(request: Request, next: Next) -> Response {
+    let cacheable = request.uri().path().starts_with("/docs");
+    let mut response = next.run(request).await;
+    if !cacheable && !response.headers().contains_key(header::CACHE_CONTROL) {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+    }
+    response
+}
+
+/// Starlette answers a wrong method with the methods of the first route whose path matched,
+/// which for Polar's collections is the list route alone; axum lists every method of the path.
+async fn allow_first_method(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(allow) = response.headers().get(header::ALLOW)
+    {
+        let first = allow
+            .to_str()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .find(|method| !method.is_empty() && *method != "HEAD")
+            .and_then(|method| HeaderValue::from_str(method).ok());
+        match first {
+            Some(method) => response.headers_mut().insert(header::ALLOW, method),
+            None => response.headers_mut().remove(header::ALLOW),
+        };
+    }
+    response
 }
 
 /// Every log line of a request carries its id. Only the method and path are recorded:
@@ -78,13 +143,18 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
 }
 
 /// Accepts the API versions Polar's clients send and echoes the resolved one. Like Polar,
-/// an unsupported version answers 404 for every path.
+/// an unsupported version answers 404 for every path, and an empty header counts as none.
 async fn polar_version(request: Request, next: Next) -> Response {
-    let version = match request.headers().get(POLAR_VERSION_HEADER) {
+    let requested = request
+        .headers()
+        .get(POLAR_VERSION_HEADER)
+        .map(|value| value.as_bytes().trim_ascii())
+        .filter(|value| !value.is_empty());
+    let version = match requested {
         None => DEFAULT_POLAR_VERSION,
         Some(value) => match SUPPORTED_POLAR_VERSIONS
             .iter()
-            .find(|supported| value.as_bytes() == supported.as_bytes())
+            .find(|supported| value == supported.as_bytes())
         {
             Some(supported) => supported,
             None => return error::detail_only(StatusCode::NOT_FOUND, "Not Found"),

@@ -89,6 +89,41 @@ fn bounded_echo(input: Value) -> Value {
     }
 }
 
+/// Python refuses to read integers longer than this many digits.
+pub const MAX_INT_DIGITS: usize = 4300;
+
+/// Reads numbers as Python's `json.loads` does, so that they are stored and echoed as Polar
+/// stores and echoes them: an integer keeps every digit (`-0` is `0`), any other number
+/// becomes the nearest double. Fails on what Python would read as infinity or refuse
+/// outright (integers of more than 4,300 digits), which no refund can hold.
+pub fn normalize_numbers(value: &mut Value) -> Result<(), ()> {
+    match value {
+        Value::Number(number) => {
+            let text = number.to_string();
+            if is_integer_literal(&text) {
+                if text.trim_start_matches('-').len() > MAX_INT_DIGITS {
+                    return Err(());
+                }
+                if text == "-0" {
+                    *number = serde_json::Number::from(0);
+                }
+            } else {
+                let float = number.as_f64().ok_or(())?;
+                *number = serde_json::Number::from_f64(float).ok_or(())?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => items.iter_mut().try_for_each(normalize_numbers),
+        Value::Object(members) => members.values_mut().try_for_each(normalize_numbers),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a JSON number's text is an integer (no fraction, no exponent).
+pub fn is_integer_literal(text: &str) -> bool {
+    !text.contains(['.', 'e', 'E'])
+}
+
 /// The most JSON values a request body may hold. A parsed value costs far more memory than
 /// its text, so a 10 MiB body of tiny values would otherwise cost hundreds of MiB.
 pub const MAX_JSON_VALUES: usize = 10_000;
@@ -124,6 +159,21 @@ pub fn exceeds_json_values(text: &str, limit: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_read_as_python_reads_them() {
+        let mut value: Value =
+            serde_json::from_str(r#"[100000000000000000000, -0, 1E2, 0.1, 1e-7]"#).unwrap();
+        normalize_numbers(&mut value).unwrap();
+        assert_eq!(
+            serde_json::to_string(&value).unwrap(),
+            "[100000000000000000000,0,100.0,0.1,1e-7]"
+        );
+        let mut overflow: Value = serde_json::from_str("[1e400]").unwrap();
+        assert!(normalize_numbers(&mut overflow).is_err());
+        let mut long: Value = serde_json::from_str(&"9".repeat(4301)).unwrap();
+        assert!(normalize_numbers(&mut long).is_err());
+    }
 
     #[test]
     fn counts_json_values_outside_strings() {

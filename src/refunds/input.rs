@@ -6,7 +6,10 @@ use serde_json::{Map, Number, Value, json};
 use uuid::Uuid;
 
 use super::model::{DEFAULT_LIMIT, ListQuery, MAX_LIMIT, RefundCreate, RefundReason, RefundSort};
-use crate::http::validation::{MAX_JSON_VALUES, ValidationIssue, exceeds_json_values};
+use crate::http::validation::{
+    MAX_INT_DIGITS, MAX_JSON_VALUES, ValidationIssue, exceeds_json_values, is_integer_literal,
+    normalize_numbers,
+};
 use crate::loc;
 
 /// Why a `RefundCreate` body was refused.
@@ -354,7 +357,10 @@ fn parse_json(text: &str) -> Result<Value, BodyError> {
         return Err(BodyError::Unreadable);
     }
     match serde_json::from_str(text) {
-        Ok(value) => Ok(value),
+        Ok(mut value) => match normalize_numbers(&mut value) {
+            Ok(()) => Ok(value),
+            Err(()) => Err(BodyError::Unreadable),
+        },
         Err(_) => match python_json_error(text) {
             Some((position, message)) => Err(BodyError::Invalid(vec![
                 json_invalid(message).at(loc!["body", position], json!({})),
@@ -707,13 +713,14 @@ fn check_int(value: &Value) -> Result<i64, Failure> {
     }
 }
 
-/// Integers beyond `i64` saturate; serde_json hands integers beyond `u64` over as floats.
+/// Integers beyond `i64` saturate (no refund can hold them, and the input is echoed as sent).
 fn int_from_number(number: &Number) -> Result<i64, Failure> {
     if let Some(integer) = number.as_i64() {
         return Ok(integer);
     }
-    if number.is_u64() {
-        return Ok(i64::MAX);
+    let text = number.to_string();
+    if is_integer_literal(&text) {
+        return Ok(parse_saturating(&text));
     }
     let float = number.as_f64().unwrap_or(0.0);
     if float.fract() != 0.0 {
@@ -739,9 +746,6 @@ fn check_int_str(text: &str) -> Result<i64, Failure> {
         _ => Err(int_parsing()),
     }
 }
-
-/// Python refuses to read integers longer than this many digits.
-const MAX_INT_DIGITS: usize = 4300;
 
 fn digit_count(integer: &str) -> usize {
     integer.trim_start_matches('-').len()
@@ -843,8 +847,15 @@ fn check_bool(value: &Value) -> Result<bool, Failure> {
 
 /// Only 0 and 1 are booleans; a float with a fraction is not even a candidate.
 fn bool_from_number(number: &Number) -> Result<bool, Failure> {
+    if is_integer_literal(&number.to_string()) {
+        return match number.as_i64() {
+            Some(0) => Ok(false),
+            Some(1) => Ok(true),
+            _ => Err(bool_parsing()),
+        };
+    }
     let float = number.as_f64().unwrap_or(0.0);
-    if number.is_f64() && (float.fract() != 0.0 || float.abs() >= i64::MAX as f64) {
+    if float.fract() != 0.0 || float.abs() >= i64::MAX as f64 {
         return Err(bool_type());
     }
     if float == 0.0 {

@@ -27,6 +27,9 @@ fn assert_unauthorized_with(response: &Response, body: Value, challenge: &str) {
 }
 
 fn assert_invalid_token(response: &Response) {
+    // OAuth's own error answers forbid caching in their own words
+    assert_eq!(response.header("cache-control"), Some("no-store"));
+    assert_eq!(response.header("pragma"), Some("no-cache"));
     assert_unauthorized_with(
         response,
         json!({"error": "invalid_token", "error_description": INVALID_TOKEN}),
@@ -37,6 +40,7 @@ fn assert_invalid_token(response: &Response) {
 }
 
 fn assert_unauthorized(response: &Response) {
+    assert_eq!(response.header("cache-control"), Some("private, no-store"));
     assert_unauthorized_with(
         response,
         json!({"error": "Unauthorized", "detail": "Unauthorized"}),
@@ -59,6 +63,10 @@ async fn missing_or_anonymous_credentials_are_unauthorized_before_any_validation
         None,
         Some("Basic dXNlcjpwYXNz"),
         Some("Bearer polar_crt_abc"),
+        // a bearer scheme with no token is no credential at all
+        Some("Bearer"),
+        Some("Bearer "),
+        Some("Bearer  \t "),
     ] {
         // no body at all: auth is resolved first
         assert_unauthorized(&send(&app, Method::POST, "/v1/refunds/", authorization).await);
@@ -94,7 +102,6 @@ async fn unknown_expired_revoked_or_foreign_kind_tokens_are_invalid(pool: PgPool
         "polar_mst_member",
         "polar_at_u_oauth",
         "sk_live_other",
-        "",
         &expired,
         &revoked,
         &tampered,
@@ -344,4 +351,19 @@ async fn tokens_are_stored_only_as_hashes(pool: PgPool) {
     )
     .await;
     assert!(missing_owner.is_err());
+}
+
+#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+async fn spaces_or_tabs_before_the_token_still_authenticate(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let org = app.organization("Acme").await;
+    for separator in ["  ", " \t", " \t  "] {
+        let authorization = format!("Bearer{separator}{}", org.read_token);
+        let response = send(&app, Method::GET, "/v1/refunds/", Some(&authorization)).await;
+        assert_eq!(response.status, StatusCode::OK, "{separator:?}");
+        assert_eq!(response.header("cache-control"), Some("private, no-store"));
+    }
+    // the scheme ends at the first space: a tab alone does not separate it from the token
+    let glued = format!("Bearer\t{}", org.read_token);
+    assert_unauthorized(&send(&app, Method::GET, "/v1/refunds/", Some(&glued)).await);
 }

@@ -549,3 +549,52 @@ async fn the_database_refuses_an_over_refund_whatever_the_code_does(pool: PgPool
         );
     }
 }
+
+#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+async fn numbers_beyond_64_bits_keep_every_digit(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let org = app.organization("Acme").await;
+    let order_id = app.order(org.id, 1000, 0).await;
+    let body = format!(
+        r#"{{"order_id": "{order_id}", "reason": "other", "amount": 100,
+            "metadata": {{"big": 100000000000000000000, "negative": -99999999999999999999999, "ratio": 1E2}}}}"#
+    );
+    let created = app
+        .post_raw(
+            &org.write_token,
+            Some("application/json"),
+            body.into_bytes(),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    // (jsonb keeps its own key order, as Polar's storage does)
+    let listed = app.list(&org.read_token, "").await;
+    for stored in [
+        r#""big":100000000000000000000"#,
+        r#""negative":-99999999999999999999999"#,
+        r#""ratio":100.0"#,
+    ] {
+        assert!(created.text.contains(stored), "{}", created.text);
+        assert!(listed.text.contains(stored), "{}", listed.text);
+    }
+
+    // an amount no order can hold is echoed as it was sent
+    let body = format!(
+        r#"{{"order_id": "{order_id}", "reason": "other", "amount": 1000000000000000000000000000000}}"#
+    );
+    let refused = app
+        .post_raw(
+            &org.write_token,
+            Some("application/json"),
+            body.into_bytes(),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .text
+            .contains(r#""input":1000000000000000000000000000000"#),
+        "{}",
+        refused.text
+    );
+}

@@ -267,6 +267,49 @@ async fn every_response_carries_a_request_id(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(echoed.headers()["x-request-id"], "caller-chosen-42");
+    // a long or unusual id is not echoed into logs and answers: a fresh one replaces it
+    for unusable in ["x".repeat(129), "has space".into(), "semi;colon".into()] {
+        let replaced = app
+            .client
+            .get(format!("{}/healthz", app.address))
+            .header("x-request-id", &unusable)
+            .send()
+            .await
+            .unwrap();
+        let id = replaced.headers()["x-request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{unusable:?} gave {id}");
+    }
+    let longest = "a.b_c-".repeat(21) + "ab";
+    let kept = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .header("x-request-id", &longest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], longest.as_str());
+}
+
+#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+async fn api_answers_are_private_and_uncached_but_reference_assets_are_not(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let org = app.organization("Acme").await;
+    for (path, token) in [
+        ("/v1/refunds/", Some(org.read_token.as_str())),
+        ("/v1/refunds/?page=0", Some(org.read_token.as_str())),
+        ("/nope", None),
+        ("/healthz", None),
+    ] {
+        let response = app.request(Method::GET, path, token, None).await;
+        assert_eq!(
+            response.header("cache-control"),
+            Some("private, no-store"),
+            "{path}"
+        );
+    }
+    let asset = app.request(Method::GET, "/docs/", None, None).await;
+    assert_eq!(asset.status, StatusCode::OK);
+    assert_eq!(asset.header("cache-control"), None);
 }
 
 struct PanickingProcessor;

@@ -50,14 +50,14 @@ async fn unknown_routes_and_methods_answer_like_starlette(pool: PgPool) {
         assert_eq!(response.json(), json!({"detail": "Not Found"}));
         assert_eq!(response.header("content-type"), Some("application/json"));
     }
-    for method in [Method::DELETE, Method::PUT, Method::PATCH] {
+    // Starlette names the methods of the first route that matched the path: the list's.
+    for method in [Method::DELETE, Method::PUT, Method::PATCH, Method::OPTIONS] {
         let response = app
             .request(method.clone(), "/v1/refunds/", Some(&org.write_token), None)
             .await;
         assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
         assert_eq!(response.json(), json!({"detail": "Method Not Allowed"}));
-        let allow = response.header("allow").expect("Allow header");
-        assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+        assert_eq!(response.header("allow"), Some("GET"), "{method}");
     }
 }
 
@@ -83,7 +83,13 @@ async fn polar_version_is_accepted_echoed_and_defaulted(pool: PgPool) {
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["polar-version"], version);
     }
-    for version in ["2025-01", "latest", ""] {
+    // An empty header is no header.
+    for version in ["", " "] {
+        let response = send(Some(version)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{version:?}");
+        assert_eq!(response.headers()["polar-version"], "2026-04");
+    }
+    for version in ["2025-01", "latest"] {
         let response = send(Some(version)).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{version:?}");
         assert_eq!(
