@@ -116,7 +116,7 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for AdminJson<T> {
                     json!({}),
                 )
             })?;
-            normalize_numbers(&mut value).map_err(|()| Error::UnreadableBody)?;
+            normalize_numbers(&mut value).map_err(|_| Error::UnreadableBody)?;
             value
         };
         if let Some((path, input)) = find_nul(&value, &mut Vec::new()) {

@@ -96,20 +96,20 @@ pub const MAX_INT_DIGITS: usize = 4300;
 /// stores and echoes them: an integer keeps every digit (`-0` is `0`), any other number
 /// becomes the nearest double. Fails on what Python would read as infinity or refuse
 /// outright (integers of more than 4,300 digits), which no refund can hold.
-pub fn normalize_numbers(value: &mut Value) -> Result<(), ()> {
+pub fn normalize_numbers(value: &mut Value) -> Result<(), UnreadableNumber> {
     match value {
         Value::Number(number) => {
             let text = number.to_string();
             if is_integer_literal(&text) {
                 if text.trim_start_matches('-').len() > MAX_INT_DIGITS {
-                    return Err(());
+                    return Err(UnreadableNumber);
                 }
                 if text == "-0" {
                     *number = serde_json::Number::from(0);
                 }
             } else {
-                let float = number.as_f64().ok_or(())?;
-                *number = serde_json::Number::from_f64(float).ok_or(())?;
+                let float = number.as_f64().ok_or(UnreadableNumber)?;
+                *number = serde_json::Number::from_f64(float).ok_or(UnreadableNumber)?;
             }
             Ok(())
         }
@@ -118,6 +118,10 @@ pub fn normalize_numbers(value: &mut Value) -> Result<(), ()> {
         _ => Ok(()),
     }
 }
+
+/// A number Python would read as infinity, or refuse to read.
+#[derive(Debug)]
+pub struct UnreadableNumber;
 
 /// Whether a JSON number's text is an integer (no fraction, no exponent).
 pub fn is_integer_literal(text: &str) -> bool {

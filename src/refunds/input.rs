@@ -359,7 +359,7 @@ fn parse_json(text: &str) -> Result<Value, BodyError> {
     match serde_json::from_str(text) {
         Ok(mut value) => match normalize_numbers(&mut value) {
             Ok(()) => Ok(value),
-            Err(()) => Err(BodyError::Unreadable),
+            Err(_) => Err(BodyError::Unreadable),
         },
         Err(_) => match python_json_error(text) {
             Some((position, message)) => Err(BodyError::Invalid(vec![
