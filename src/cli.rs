@@ -3,10 +3,11 @@
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
-use crate::admin::service as admin;
 use crate::auth::service::{self as tokens, TokenOwner};
 use crate::config::{DatabaseConfig, ServeConfig};
+use crate::customers::service as customers;
 use crate::orders::service::{self as orders, PaidOrderInput};
+use crate::organizations::service as organizations;
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
@@ -47,7 +48,7 @@ pub enum Command {
         #[arg(long)]
         organization_id: Option<Uuid>,
         /// Orders written per transaction.
-        #[arg(long, default_value_t = crate::seed::DEFAULT_BATCH_SIZE)]
+        #[arg(long, default_value_t = crate::dev::seed::DEFAULT_BATCH_SIZE)]
         batch_size: u64,
         #[command(flatten)]
         database: DatabaseConfig,
@@ -148,11 +149,11 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    use crate::startup::connect_and_migrate;
+    use crate::app::connect_and_migrate;
     match cli.command {
-        Command::Serve(config) => crate::startup::run(config).await,
+        Command::Serve(config) => crate::app::run(config).await,
         Command::Demo(config) => {
-            crate::startup::run(ServeConfig {
+            crate::app::run(ServeConfig {
                 demo: true,
                 ..config
             })
@@ -166,14 +167,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             database,
         } => {
             let pool = connect_and_migrate(&database).await?;
-            let options = crate::seed::SeedOptions {
+            let options = crate::dev::seed::SeedOptions {
                 orders,
                 refunds_per_order,
                 organization_id,
                 batch_size,
                 progress: true,
             };
-            let report = crate::seed::seed(&pool, &options).await?;
+            let report = crate::dev::seed::seed(&pool, &options).await?;
             print_json(&serde_json::json!({
                 "organization_id": report.organization_id,
                 "orders": report.orders,
@@ -184,7 +185,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Openapi => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&crate::http::openapi::document())?
+                serde_json::to_string_pretty(&crate::app::openapi::document())?
             );
             Ok(())
         }
@@ -199,11 +200,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             database,
         } => {
             let pool = connect_and_migrate(&database).await?;
-            print_json(&admin::create_organization(&pool, &name, slug.as_deref()).await?)
+            print_json(&organizations::create_organization(&pool, &name, slug.as_deref()).await?)
         }
         Command::CreateUser { email, database } => {
             let pool = connect_and_migrate(&database).await?;
-            print_json(&admin::create_user(&pool, &email).await?)
+            print_json(&organizations::create_user(&pool, &email).await?)
         }
         Command::AddMember {
             user_id,
@@ -211,7 +212,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             database,
         } => {
             let pool = connect_and_migrate(&database).await?;
-            admin::add_membership(&pool, user_id, organization_id).await?;
+            organizations::add_membership(&pool, user_id, organization_id).await?;
             print_json(&serde_json::json!({"user_id": user_id, "organization_id": organization_id}))
         }
         Command::CreateToken {
@@ -237,7 +238,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             database,
         } => {
             let pool = connect_and_migrate(&database).await?;
-            let customer = admin::create_customer(
+            let customer = customers::create_customer(
                 &pool,
                 organization_id,
                 &email,

@@ -1,19 +1,28 @@
 //! A refunds REST API server, wire-compatible with Polar's refunds API, on PostgreSQL.
+//!
+//! Layers, from the bottom: `domain` (money, states, the domain error), `polar` (Polar's wire
+//! toolkit) and `http` (the web edge); `state` and `payments`; the resources (`auth`,
+//! `organizations`, `customers`, `orders`, `disputes`, `refunds`, `admin`); then `app`
+//! (routes, OpenAPI, start-up), `dev` (demo and seed data) and `cli`. Each imports only
+//! from layers below it.
 
 pub mod admin;
+pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod demo;
+pub mod customers;
+pub mod dev;
 pub mod disputes;
-pub mod error;
+pub mod domain;
 pub mod http;
 pub mod orders;
-pub mod processor;
+pub mod organizations;
+pub mod payments;
+pub mod polar;
 pub mod refunds;
-pub mod seed;
-pub mod startup;
+pub mod state;
 pub mod telemetry;
 
-pub use error::Error;
-pub use startup::AppState;
+pub use domain::Error;
+pub use state::AppState;

@@ -13,17 +13,19 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::service as admin;
-use crate::AppState;
 use crate::auth::service::{self as tokens, CreatedToken, TokenOwner};
-use crate::disputes::service::{self as disputes, DisputeOpening};
-use crate::error::{Error, Result};
+use crate::customers::{Customer, service as customers};
+use crate::disputes::model::{DisputeOpening, RefundDispute};
+use crate::domain::{DisputeStatus, Error};
 use crate::http::extract::AdminJson;
-use crate::http::openapi::{ErrorBody, HttpValidationError};
-use crate::http::validation::ValidationIssue;
-use crate::orders::repo::OrderView;
+use crate::orders::model::OrderView;
 use crate::orders::service::{self as orders, PaidOrderInput};
-use crate::refunds::model::{DisputeStatus, RefundDispute};
+use crate::organizations::{Organization, User, service as organizations};
+use crate::polar::schema::{ErrorBody, HttpValidationError};
+use crate::polar::validation::ValidationIssue;
+use crate::polar::{ApiError, ApiResult};
+use crate::refunds::disputes;
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -79,7 +81,7 @@ impl FromRequestParts<AppState> for Admin {
     ) -> Result<Self, Self::Rejection> {
         use axum::response::IntoResponse;
         let Some(expected) = &state.admin_token_hash else {
-            return Err(crate::http::error::detail_only(
+            return Err(crate::polar::error::detail_only(
                 StatusCode::NOT_FOUND,
                 "Not Found",
             ));
@@ -92,16 +94,16 @@ impl FromRequestParts<AppState> for Admin {
         // Comparing hashes keeps the comparison's timing independent of the token.
         match presented {
             Some(token) if crate::auth::hash_token(token).as_slice() == &expected[..] => Ok(Admin),
-            Some(_) => Err(Error::InvalidToken.into_response()),
-            None => Err(Error::Unauthorized.into_response()),
+            Some(_) => Err(ApiError::from(Error::InvalidToken).into_response()),
+            None => Err(ApiError::from(Error::Unauthorized).into_response()),
         }
     }
 }
 
 /// A path id, answered in the 422 shape when it is not a UUID.
-fn path_id(raw: &str) -> Result<Uuid> {
+fn path_id(raw: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw).map_err(|error| {
-        Error::RequestValidation(vec![
+        ApiError::RequestValidation(vec![
             ValidationIssue::new(
                 "uuid_parsing",
                 crate::loc!["path", "id"],
@@ -115,7 +117,7 @@ fn path_id(raw: &str) -> Result<Uuid> {
 
 type Created<T> = (StatusCode, Json<T>);
 
-fn created<T>(value: T) -> Result<Created<T>> {
+fn created<T>(value: T) -> ApiResult<Created<T>> {
     Ok((StatusCode::CREATED, Json(value)))
 }
 
@@ -133,14 +135,16 @@ struct OrganizationCreate {
     summary = "Create an organization.",
     security(("admin_token" = [])),
     request_body(content = OrganizationCreate, content_type = "application/json"),
-    responses((status = 201, description = "Created.", body = admin::Organization), AdminFailures),
+    responses((status = 201, description = "Created.", body = Organization), AdminFailures),
 )]
 async fn create_organization(
     _: Admin,
     State(state): State<AppState>,
     AdminJson(body): AdminJson<OrganizationCreate>,
-) -> Result<Created<admin::Organization>> {
-    created(admin::create_organization(&state.pool, &body.name, body.slug.as_deref()).await?)
+) -> ApiResult<Created<Organization>> {
+    created(
+        organizations::create_organization(&state.pool, &body.name, body.slug.as_deref()).await?,
+    )
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -157,17 +161,18 @@ struct RefundsBlockedUpdate {
     security(("admin_token" = [])),
     params(("id" = String, Path, description = "The organization ID.")),
     request_body(content = RefundsBlockedUpdate, content_type = "application/json"),
-    responses((status = 200, description = "OK.", body = admin::Organization), AdminFailures),
+    responses((status = 200, description = "OK.", body = Organization), AdminFailures),
 )]
 async fn update_organization(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
     AdminJson(body): AdminJson<RefundsBlockedUpdate>,
-) -> Result<Json<admin::Organization>> {
+) -> ApiResult<Json<Organization>> {
     let id = path_id(&id)?;
     Ok(Json(
-        admin::set_organization_refunds_blocked(&state.pool, id, body.refunds_blocked).await?,
+        organizations::set_organization_refunds_blocked(&state.pool, id, body.refunds_blocked)
+            .await?,
     ))
 }
 
@@ -193,7 +198,7 @@ async fn create_organization_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
     AdminJson(body): AdminJson<TokenCreate>,
-) -> Result<Created<CreatedToken>> {
+) -> ApiResult<Created<CreatedToken>> {
     let owner = TokenOwner::Organization(path_id(&id)?);
     created(tokens::create_token(&state.pool, owner, body.scopes, body.expires_in_seconds).await?)
 }
@@ -211,14 +216,14 @@ struct UserCreate {
     summary = "Create a user.",
     security(("admin_token" = [])),
     request_body(content = UserCreate, content_type = "application/json"),
-    responses((status = 201, description = "Created.", body = admin::User), AdminFailures),
+    responses((status = 201, description = "Created.", body = User), AdminFailures),
 )]
 async fn create_user(
     _: Admin,
     State(state): State<AppState>,
     AdminJson(body): AdminJson<UserCreate>,
-) -> Result<Created<admin::User>> {
-    created(admin::create_user(&state.pool, &body.email).await?)
+) -> ApiResult<Created<User>> {
+    created(organizations::create_user(&state.pool, &body.email).await?)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -248,9 +253,9 @@ async fn add_membership(
     State(state): State<AppState>,
     Path(id): Path<String>,
     AdminJson(body): AdminJson<MembershipCreate>,
-) -> Result<Created<Membership>> {
+) -> ApiResult<Created<Membership>> {
     let user_id = path_id(&id)?;
-    admin::add_membership(&state.pool, user_id, body.organization_id).await?;
+    organizations::add_membership(&state.pool, user_id, body.organization_id).await?;
     created(Membership {
         user_id,
         organization_id: body.organization_id,
@@ -272,7 +277,7 @@ async fn create_personal_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
     AdminJson(body): AdminJson<TokenCreate>,
-) -> Result<Created<CreatedToken>> {
+) -> ApiResult<Created<CreatedToken>> {
     let owner = TokenOwner::User(path_id(&id)?);
     created(tokens::create_token(&state.pool, owner, body.scopes, body.expires_in_seconds).await?)
 }
@@ -293,15 +298,15 @@ struct CustomerCreate {
     summary = "Create a customer.",
     security(("admin_token" = [])),
     request_body(content = CustomerCreate, content_type = "application/json"),
-    responses((status = 201, description = "Created.", body = admin::Customer), AdminFailures),
+    responses((status = 201, description = "Created.", body = Customer), AdminFailures),
 )]
 async fn create_customer(
     _: Admin,
     State(state): State<AppState>,
     AdminJson(body): AdminJson<CustomerCreate>,
-) -> Result<Created<admin::Customer>> {
+) -> ApiResult<Created<Customer>> {
     created(
-        admin::create_customer(
+        customers::create_customer(
             &state.pool,
             body.organization_id,
             &body.email,
@@ -340,7 +345,7 @@ async fn create_order(
     _: Admin,
     State(state): State<AppState>,
     AdminJson(body): AdminJson<OrderCreate>,
-) -> Result<Created<OrderView>> {
+) -> ApiResult<Created<OrderView>> {
     let order = orders::create_paid_order(
         &state.pool,
         PaidOrderInput {
@@ -371,7 +376,7 @@ async fn get_order(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<OrderView>> {
+) -> ApiResult<Json<OrderView>> {
     Ok(Json(orders::get_order(&state.pool, path_id(&id)?).await?))
 }
 
@@ -390,7 +395,7 @@ async fn update_order(
     State(state): State<AppState>,
     Path(id): Path<String>,
     AdminJson(body): AdminJson<RefundsBlockedUpdate>,
-) -> Result<Json<OrderView>> {
+) -> ApiResult<Json<OrderView>> {
     let id = path_id(&id)?;
     Ok(Json(
         orders::set_refunds_blocked(&state.pool, id, body.refunds_blocked).await?,
@@ -412,7 +417,7 @@ async fn create_dispute(
     State(state): State<AppState>,
     Path(id): Path<String>,
     AdminJson(opening): AdminJson<DisputeOpening>,
-) -> Result<Created<RefundDispute>> {
+) -> ApiResult<Created<RefundDispute>> {
     let order_id = path_id(&id)?;
     created(disputes::open_dispute(&state, order_id, opening).await?)
 }
@@ -438,7 +443,7 @@ async fn update_dispute(
     State(state): State<AppState>,
     Path(id): Path<String>,
     AdminJson(body): AdminJson<DisputeUpdate>,
-) -> Result<Json<RefundDispute>> {
+) -> ApiResult<Json<RefundDispute>> {
     let dispute_id = path_id(&id)?;
     Ok(Json(
         disputes::update_dispute_status(&state, dispute_id, body.status).await?,

@@ -1,5 +1,5 @@
-//! Setting up organizations, users, memberships and customers: for sandboxes, tests and
-//! ingestion. The command line uses these functions; none of this is part of Polar's API.
+//! The sandbox admin API under `/admin/`: setting up organizations, tokens, users,
+//! customers, orders and disputes for sandboxes, test suites and order ingestion. Not part
+//! of Polar's API. Its handlers only parse and call the resources' services.
 
 pub mod api;
-pub mod service;

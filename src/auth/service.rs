@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use super::repo::{self, NewToken};
 use super::{Credentials, KNOWN_SCOPES, Principal, Subject};
-use crate::error::{Error, Result};
-use crate::http::timestamp;
+use crate::domain::{Error, Result};
+use crate::polar::timestamp;
 
 /// Resolves an `Authorization` header to a principal, or the matching 401.
 pub async fn authenticate(pool: &PgPool, header: Option<&str>) -> Result<Principal> {

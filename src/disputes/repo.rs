@@ -2,8 +2,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
-use crate::refunds::model::{DisputeStatus, RefundDispute};
+use super::model::RefundDispute;
+use crate::domain::DisputeStatus;
+use crate::domain::{Error, Result};
 
 pub struct NewDispute {
     pub id: Uuid,

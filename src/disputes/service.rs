@@ -1,53 +1,49 @@
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
+//! The rules of disputes, applied inside the caller's transaction on a locked order: what a
+//! dispute may claim, which moves its status may make, and when it must be prevented.
+
 use serde_json::json;
 use sqlx::PgConnection;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::model::{DisputeOpening, RefundDispute};
 use super::repo::{self, NewDispute};
-use crate::AppState;
-use crate::error::{Error, Result};
+use crate::domain::money::RefundSplit;
+use crate::domain::{DisputeStatus, Error, Result};
 use crate::orders::repo::{self as orders_repo, LockedOrder};
-use crate::refunds::model::{DisputeStatus, RefundDispute, RefundReason, RefundStatus};
-use crate::refunds::service::{RefundRecord, record_refund};
-use crate::refunds::tax::RefundSplit;
 
-/// A dispute as the processor reports it. The amounts default to what is still refundable.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = DisputeCreate)]
-pub struct DisputeOpening {
-    pub status: DisputeStatus,
-    pub amount: Option<i64>,
-    pub tax_amount: Option<i64>,
-    /// The reason reported by the card network, e.g. `fraudulent`.
-    pub reason: Option<String>,
-    /// Deadline to submit evidence.
-    pub evidence_due_by: Option<DateTime<Utc>>,
+/// Locks the order of a dispute reported by the processor (the admin API stands in for it),
+/// whatever its organization.
+pub async fn lock_order(conn: &mut PgConnection, order_id: Uuid) -> Result<LockedOrder> {
+    let organization_id = orders_repo::organization_of(&mut *conn, order_id)
+        .await?
+        .ok_or(Error::NotFound("Order"))?;
+    orders_repo::lock_for_refund(conn, order_id, &[organization_id])
+        .await?
+        .ok_or(Error::NotFound("Order"))
 }
 
-impl DisputeOpening {
-    pub fn new(status: DisputeStatus) -> Self {
-        Self {
-            status,
-            amount: None,
-            tax_amount: None,
-            reason: None,
-            evidence_due_by: None,
-        }
-    }
+/// The order of a dispute, locked, and the dispute as it stands.
+pub async fn lock_dispute(
+    conn: &mut PgConnection,
+    dispute_id: Uuid,
+) -> Result<(LockedOrder, RefundDispute)> {
+    let order_id = repo::order_of(&mut *conn, dispute_id)
+        .await?
+        .ok_or(Error::NotFound("Dispute"))?;
+    let order = lock_order(&mut *conn, order_id).await?;
+    let dispute = repo::find_dispute(conn, dispute_id)
+        .await?
+        .ok_or(Error::NotFound("Dispute"))?;
+    Ok((order, dispute))
 }
 
-/// Opens a dispute on an order's succeeded payment. Its amounts may not exceed what is
-/// still refundable. An `early_warning` (or `prevented`) dispute is prevented at once.
-pub async fn open_dispute(
-    state: &AppState,
-    order_id: Uuid,
+/// Records a dispute on the order's succeeded payment. Its amounts default to what is still
+/// refundable and may not exceed it.
+pub async fn open(
+    conn: &mut PgConnection,
+    order: &LockedOrder,
     opening: DisputeOpening,
 ) -> Result<RefundDispute> {
-    let mut tx = state.pool.begin().await?;
-    let order = lock_order(&mut tx, order_id).await?;
     let payment_id = order
         .payment_id
         .ok_or(Error::RefundUnknownPayment(order.id))?;
@@ -59,9 +55,9 @@ pub async fn open_dispute(
             .tax_amount
             .unwrap_or_else(|| order.amounts.refundable_tax_amount()),
     };
-    check_within_refundable(&order, amounts)?;
-    let dispute = repo::insert_dispute(
-        &mut tx,
+    check_within_refundable(order, amounts)?;
+    repo::insert_dispute(
+        conn,
         NewDispute {
             id: Uuid::new_v4(),
             organization_id: order.organization_id,
@@ -75,49 +71,61 @@ pub async fn open_dispute(
             evidence_due_by: opening.evidence_due_by,
         },
     )
-    .await?;
-    let dispute = prevent_if_warned(state, &mut tx, &order, dispute).await?;
-    tx.commit().await?;
-    Ok(dispute)
+    .await
 }
 
 /// Moves a dispute to a new status. Closed disputes (prevented, won, lost) stay closed.
-pub async fn update_dispute_status(
-    state: &AppState,
-    dispute_id: Uuid,
+pub async fn change_status(
+    conn: &mut PgConnection,
+    mut dispute: RefundDispute,
     status: DisputeStatus,
 ) -> Result<RefundDispute> {
-    let mut tx = state.pool.begin().await?;
-    let order_id = repo::order_of(&mut tx, dispute_id)
-        .await?
-        .ok_or(Error::NotFound("Dispute"))?;
-    let order = lock_order(&mut tx, order_id).await?;
-    let mut dispute = repo::find_dispute(&mut tx, dispute_id)
-        .await?
-        .ok_or(Error::NotFound("Dispute"))?;
-    if dispute.status != status {
-        if dispute.closed {
-            return Err(Error::invalid_field(
-                "status",
-                &format!("Dispute is closed as {}", dispute.status.as_str()),
-                json!(status.as_str()),
-            ));
-        }
-        dispute.modified_at = Some(repo::set_status(&mut tx, dispute_id, status).await?);
-        dispute = with_status(dispute, status);
-        dispute = prevent_if_warned(state, &mut tx, &order, dispute).await?;
+    if dispute.status == status {
+        return Ok(dispute);
     }
-    tx.commit().await?;
-    Ok(dispute)
+    if dispute.closed {
+        return Err(Error::invalid_field(
+            "status",
+            &format!("Dispute is closed as {}", dispute.status.as_str()),
+            json!(status.as_str()),
+        ));
+    }
+    dispute.modified_at = Some(repo::set_status(conn, dispute.id, status).await?);
+    Ok(with_status(dispute, status))
 }
 
-async fn lock_order(conn: &mut PgConnection, order_id: Uuid) -> Result<LockedOrder> {
-    let organization_id = orders_repo::organization_of(&mut *conn, order_id)
-        .await?
-        .ok_or(Error::NotFound("Order"))?;
-    orders_repo::lock_for_refund(conn, order_id, &[organization_id])
-        .await?
-        .ok_or(Error::NotFound("Order"))
+/// Polar prevents an early-warning dispute by refunding its amounts at once. When this
+/// dispute must be prevented, marks it `prevented` and returns the amounts to refund.
+pub async fn prevent_if_warned(
+    conn: &mut PgConnection,
+    order: &LockedOrder,
+    dispute: RefundDispute,
+) -> Result<(RefundDispute, Option<RefundSplit>)> {
+    if !matches!(
+        dispute.status,
+        DisputeStatus::EarlyWarning | DisputeStatus::Prevented
+    ) {
+        return Ok((dispute, None));
+    }
+    let split = RefundSplit {
+        amount: dispute.amount,
+        tax_amount: dispute.tax_amount,
+    };
+    check_within_refundable(order, split)?;
+    if split.amount + split.tax_amount == 0 {
+        return Err(Error::invalid_field(
+            "amount",
+            "Nothing is left to refund on this order",
+            json!(dispute.amount),
+        ));
+    }
+    let mut prevented = dispute;
+    if prevented.status != DisputeStatus::Prevented {
+        prevented.modified_at =
+            Some(repo::set_status(conn, prevented.id, DisputeStatus::Prevented).await?);
+        prevented = with_status(prevented, DisputeStatus::Prevented);
+    }
+    Ok((prevented, Some(split)))
 }
 
 fn check_within_refundable(order: &LockedOrder, amounts: RefundSplit) -> Result<()> {
@@ -155,59 +163,4 @@ fn with_status(mut dispute: RefundDispute, status: DisputeStatus) -> RefundDispu
     dispute.resolved = status.is_resolved();
     dispute.closed = status.is_closed();
     dispute
-}
-
-/// Polar prevents an early-warning dispute by refunding its amounts at once: a succeeded
-/// refund with reason `dispute_prevention`, benefits revoked, no subscription, the dispute
-/// embedded. The dispute becomes `prevented`.
-async fn prevent_if_warned(
-    state: &AppState,
-    conn: &mut PgConnection,
-    order: &LockedOrder,
-    dispute: RefundDispute,
-) -> Result<RefundDispute> {
-    if !matches!(
-        dispute.status,
-        DisputeStatus::EarlyWarning | DisputeStatus::Prevented
-    ) {
-        return Ok(dispute);
-    }
-    let split = RefundSplit {
-        amount: dispute.amount,
-        tax_amount: dispute.tax_amount,
-    };
-    check_within_refundable(order, split)?;
-    if split.amount + split.tax_amount == 0 {
-        return Err(Error::invalid_field(
-            "amount",
-            "Nothing is left to refund on this order",
-            json!(dispute.amount),
-        ));
-    }
-    let mut prevented = dispute;
-    if prevented.status != DisputeStatus::Prevented {
-        prevented.modified_at =
-            Some(repo::set_status(&mut *conn, prevented.id, DisputeStatus::Prevented).await?);
-        prevented = with_status(prevented, DisputeStatus::Prevented);
-    }
-    record_refund(
-        conn,
-        order,
-        RefundRecord {
-            id: Uuid::new_v4(),
-            status: RefundStatus::Succeeded,
-            reason: RefundReason::DisputePrevention,
-            split,
-            subscription_id: None,
-            payment_id: prevented.payment_id,
-            dispute: Some(prevented.clone()),
-            comment: None,
-            processor: state.processor.name(),
-            processor_id: prevented.id.to_string(),
-            revoke_benefits: true,
-            metadata: Default::default(),
-        },
-    )
-    .await?;
-    Ok(prevented)
 }

@@ -1,66 +1,16 @@
-//! Extractors that answer in Polar's shapes: the authenticated principal with its scope
-//! checked (so a handler cannot forget tenancy or scopes), and the raw body.
+//! Extractors that answer in Polar's shapes: the raw body for the hand-written parsers, and
+//! the JSON body of routes outside Polar's API.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, Request};
 use axum::http::header;
-use axum::http::request::Parts;
 
 use serde_json::json;
 
-use crate::AppState;
-use crate::auth::{self, Principal};
-use crate::error::Error;
-use crate::http::validation::{
+use crate::polar::ApiError;
+use crate::polar::validation::{
     MAX_JSON_VALUES, ValidationIssue, exceeds_json_values, normalize_numbers,
 };
-
-async fn principal_with_scope(
-    parts: &Parts,
-    state: &AppState,
-    scopes: &'static [&'static str],
-) -> Result<Principal, Error> {
-    // A header that is not ASCII holds no token Polar would read: the caller is anonymous.
-    let header = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .map(|value| value.to_str().unwrap_or_default());
-    let principal = auth::service::authenticate(&state.pool, header).await?;
-    if principal.has_any_scope(scopes) {
-        Ok(principal)
-    } else {
-        Err(Error::InsufficientScope(scopes))
-    }
-}
-
-macro_rules! scoped_principal {
-    ($(#[$meta:meta])* $name:ident, $scopes:expr) => {
-        $(#[$meta])*
-        pub struct $name(pub Principal);
-
-        impl FromRequestParts<AppState> for $name {
-            type Rejection = Error;
-
-            async fn from_request_parts(
-                parts: &mut Parts,
-                state: &AppState,
-            ) -> Result<Self, Self::Rejection> {
-                principal_with_scope(parts, state, $scopes).await.map($name)
-            }
-        }
-    };
-}
-
-scoped_principal!(
-    /// A caller whose token holds `refunds:read` or `refunds:write`.
-    RefundsRead,
-    &[auth::REFUNDS_READ, auth::REFUNDS_WRITE]
-);
-scoped_principal!(
-    /// A caller whose token holds `refunds:write`.
-    RefundsWrite,
-    &[auth::REFUNDS_WRITE]
-);
 
 /// The request body with its `Content-Type`, for parsers that answer in pydantic's shapes.
 pub struct RawBody {
@@ -69,7 +19,7 @@ pub struct RawBody {
 }
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
-    type Rejection = Error;
+    type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let content_type = request
@@ -79,7 +29,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             .map(str::to_owned);
         let bytes = Bytes::from_request(request, state)
             .await
-            .map_err(|_| Error::PayloadTooLarge)?;
+            .map_err(|_| ApiError::PayloadTooLarge)?;
         Ok(RawBody {
             content_type,
             bytes,
@@ -91,14 +41,14 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 /// and every failure answers 422 with the path of the offending field.
 pub struct AdminJson<T>(pub T);
 
-impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for AdminJson<T> {
-    type Rejection = Error;
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for AdminJson<T> {
+    type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let body = RawBody::from_request(request, state).await?;
-        let text = std::str::from_utf8(&body.bytes).map_err(|_| Error::UnreadableBody)?;
+        let text = std::str::from_utf8(&body.bytes).map_err(|_| ApiError::UnreadableBody)?;
         if exceeds_json_values(text, MAX_JSON_VALUES) {
-            return Err(Error::UnreadableBody);
+            return Err(ApiError::UnreadableBody);
         }
         let value: serde_json::Value = if text.trim().is_empty() {
             return Err(body_issue(
@@ -116,7 +66,7 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for AdminJson<T> {
                     json!({}),
                 )
             })?;
-            normalize_numbers(&mut value).map_err(|_| Error::UnreadableBody)?;
+            normalize_numbers(&mut value).map_err(|_| ApiError::UnreadableBody)?;
             value
         };
         if let Some((path, input)) = find_nul(&value, &mut Vec::new()) {
@@ -167,17 +117,17 @@ fn body_issue(
     path: Vec<serde_json::Value>,
     msg: &str,
     input: serde_json::Value,
-) -> Error {
+) -> ApiError {
     let mut loc = vec![json!("body")];
     loc.extend(path);
-    Error::RequestValidation(vec![ValidationIssue::new(kind, loc, msg, input)])
+    ApiError::RequestValidation(vec![ValidationIssue::new(kind, loc, msg, input)])
 }
 
 /// Turns serde's error into pydantic's vocabulary where it maps cleanly.
 fn deserialize_issue(
     body: &serde_json::Value,
     error: serde_path_to_error::Error<serde_json::Error>,
-) -> Error {
+) -> ApiError {
     use serde_path_to_error::Segment;
     let mut path: Vec<serde_json::Value> = Vec::new();
     let mut input = Some(body);

@@ -1,25 +1,24 @@
-//! The HTTP surface: router, layers and the framework-level answers.
+//! The web edge every API surface shares: the layers around the routes, path
+//! normalization, Polar's version header, and the framework-level answers (Starlette's 404
+//! and 405, panics, timeouts).
 
-pub mod error;
 pub mod extract;
-pub mod openapi;
-pub mod ops;
-pub mod timestamp;
-pub mod validation;
 
 use std::any::Any;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::AppState;
+use crate::polar::error::{detail_only, internal_error, json_response};
 
 pub const POLAR_VERSION_HEADER: &str = "polar-version";
 const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -28,24 +27,22 @@ pub const SUPPORTED_POLAR_VERSIONS: &[&str] = &["2026-04", "2026-10", "2027-01"]
 /// Polar's `API_MAX_REQUEST_BODY_SIZE`.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
-/// The application's routes with their layers; `normalize_path` must wrap it (see
-/// `startup`) because path rewriting has to happen before routing.
-pub fn router(state: AppState) -> Router {
-    let (routes, _) = openapi::routes().split_for_parts();
-    let routed = Router::new()
-        .merge(routes)
-        .merge(openapi::reference_routes())
-        .fallback(|| async { error::detail_only(StatusCode::NOT_FOUND, "Not Found") })
+/// Wraps a router of resolved routes (state applied) in the layers every request passes:
+/// request ids and tracing, panic catching, metrics, the body limit, Polar's versions and
+/// the request timeout, with Starlette's answers for unknown paths and methods.
+/// `normalize_path` must wrap the result, because path rewriting has to happen before routing.
+pub fn with_edge_layers(routes: Router, request_timeout: Duration) -> Router {
+    let routed = routes
+        .fallback(|| async { detail_only(StatusCode::NOT_FOUND, "Not Found") })
         .method_not_allowed_fallback(|| async {
-            error::detail_only(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+            detail_only(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
         })
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            ops::enforce_timeout,
-        ))
+        .layer(middleware::from_fn(move |request, next| {
+            enforce_timeout(request_timeout, request, next)
+        }))
         .layer(middleware::from_fn(polar_version))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(ops::record_request))
+        .layer(middleware::from_fn(record_request))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
@@ -55,13 +52,47 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(axum::middleware::map_request(drop_unusable_request_id))
-        .layer(middleware::from_fn(private_answers))
-        .with_state(state);
+        .layer(middleware::from_fn(private_answers));
     // The router writes `Allow` after its routes' layers have run, so the layer that edits
     // it wraps the router as a whole.
     Router::new()
         .fallback_service(routed)
         .layer(middleware::from_fn(allow_first_method))
+}
+
+/// Counts requests and their latency by route template and status.
+async fn record_request(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", response.status().as_u16().to_string()),
+    ];
+    metrics::counter!("refunds_http_requests_total", &labels).increment(1);
+    metrics::histogram!("refunds_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Answers 503 in Polar's shape when a request takes longer than the configured timeout.
+async fn enforce_timeout(timeout: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(?timeout, "request timed out");
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "RequestTimeout", "detail": "The request took too long to complete"}),
+            )
+        }
+    }
 }
 
 /// A caller's request id is echoed and logged, so only a short, plain one is kept; any other
@@ -139,7 +170,7 @@ fn request_span(request: &Request) -> tracing::Span {
 
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("request handler panicked");
-    error::internal_error()
+    internal_error()
 }
 
 /// Accepts the API versions Polar's clients send and echoes the resolved one. Like Polar,
@@ -157,7 +188,7 @@ async fn polar_version(request: Request, next: Next) -> Response {
             .find(|supported| value == supported.as_bytes())
         {
             Some(supported) => supported,
-            None => return error::detail_only(StatusCode::NOT_FOUND, "Not Found"),
+            None => return detail_only(StatusCode::NOT_FOUND, "Not Found"),
         },
     };
     let mut response = next.run(request).await;

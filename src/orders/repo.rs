@@ -2,7 +2,8 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::refunds::tax::OrderAmounts;
+use super::model::OrderView;
+use crate::domain::money::OrderAmounts;
 
 /// An order locked for the duration of a refund transaction, with what the checks need.
 pub struct LockedOrder {
@@ -163,25 +164,6 @@ pub async fn organization_of(
     sqlx::query_scalar!("SELECT organization_id FROM orders WHERE id = $1", order_id)
         .fetch_optional(db)
         .await
-}
-
-/// An order as the admin API shows it, with Polar's Order field names.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct OrderView {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub customer_id: Uuid,
-    pub subscription_id: Option<Uuid>,
-    pub status: String,
-    pub net_amount: i64,
-    pub tax_amount: i64,
-    pub applied_balance_amount: i64,
-    pub refunded_amount: i64,
-    pub refunded_tax_amount: i64,
-    pub refundable_amount: i64,
-    pub refundable_tax_amount: i64,
-    pub currency: String,
-    pub refunds_blocked: bool,
 }
 
 pub async fn find_order(

@@ -4,7 +4,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::repo::{self, NewOrder};
-use crate::error::{Error, Result};
+use crate::domain::{Error, Result};
 
 /// The largest amount an order may carry, so that sums of amounts never overflow and stay
 /// exact in JSON clients that read numbers as doubles (2^53).
@@ -23,7 +23,7 @@ pub struct PaidOrderInput {
     pub metadata: Value,
 }
 
-fn check_amount(field: &str, value: i64, may_be_negative: bool) -> Result<()> {
+fn check_amount(field: &'static str, value: i64, may_be_negative: bool) -> Result<()> {
     if value < 0 && !may_be_negative {
         return Err(Error::invalid_field(
             field,
@@ -107,7 +107,7 @@ pub async fn create_paid_order(pool: &PgPool, input: PaidOrderInput) -> Result<C
     })
 }
 
-pub async fn get_order(pool: &PgPool, order_id: Uuid) -> Result<super::repo::OrderView> {
+pub async fn get_order(pool: &PgPool, order_id: Uuid) -> Result<super::model::OrderView> {
     repo::find_order(pool, order_id)
         .await?
         .ok_or(Error::NotFound("Order"))
@@ -117,7 +117,7 @@ pub async fn set_refunds_blocked(
     pool: &PgPool,
     order_id: Uuid,
     blocked: bool,
-) -> Result<super::repo::OrderView> {
+) -> Result<super::model::OrderView> {
     if !repo::set_refunds_blocked(pool, order_id, blocked).await? {
         return Err(Error::NotFound("Order"));
     }

@@ -8,16 +8,18 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::docs::{CreateBadRequest, CreateForbidden, ListRefundsParams};
 use super::input::{BodyError, parse_list_query, parse_refund_create};
 use super::model::Refund;
 use super::service::{self, RefundList};
-use crate::AppState;
-use crate::error::{Error, Result};
-use crate::http::extract::{RawBody, RefundsRead, RefundsWrite};
-use crate::http::openapi::{
-    AuthFailure, CreateBadRequest, CreateForbidden, HttpValidationError, ListRefundsParams,
-    OAuth2Error, PolarError, metadata_input, uuid4_schema,
+use crate::auth::extract::{RefundsRead, RefundsWrite};
+use crate::domain::Error;
+use crate::http::extract::RawBody;
+use crate::polar::schema::{
+    AuthFailure, HttpValidationError, OAuth2Error, PolarError, metadata_input, uuid4_schema,
 };
+use crate::polar::{ApiError, ApiResult};
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     // The bare path is served as well, not redirected: one official SDK build does not
@@ -93,15 +95,20 @@ async fn create_refund(
     State(state): State<AppState>,
     RefundsWrite(principal): RefundsWrite,
     body: RawBody,
-) -> Result<(StatusCode, Json<Refund>)> {
+) -> ApiResult<(StatusCode, Json<Refund>)> {
     let input = parse_refund_create(body.content_type.as_deref(), &body.bytes)?;
+    let amount_input = input.amount_input.clone();
     let created = service::create_refund(&state, &principal, input).await;
     let outcome = match &created {
         Ok(refund) => refund.status.as_str(),
         Err(error) => error.kind(),
     };
     metrics::counter!("refunds_created_total", "outcome" => outcome).increment(1);
-    Ok((StatusCode::CREATED, Json(created?)))
+    match created {
+        Ok(refund) => Ok((StatusCode::CREATED, Json(refund))),
+        Err(Error::OverRefund) => Err(ApiError::over_refund(amount_input)),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// List refunds.
@@ -127,18 +134,18 @@ async fn list_refunds(
     State(state): State<AppState>,
     RefundsRead(principal): RefundsRead,
     RawQuery(query): RawQuery,
-) -> Result<Json<RefundList>> {
-    let query = parse_list_query(query.as_deref()).map_err(Error::RequestValidation)?;
+) -> ApiResult<Json<RefundList>> {
+    let query = parse_list_query(query.as_deref()).map_err(ApiError::RequestValidation)?;
     Ok(Json(
         service::list_refunds(&state, &principal, &query).await?,
     ))
 }
 
-impl From<BodyError> for Error {
+impl From<BodyError> for ApiError {
     fn from(error: BodyError) -> Self {
         match error {
-            BodyError::Invalid(issues) => Error::RequestValidation(issues),
-            BodyError::Unreadable => Error::UnreadableBody,
+            BodyError::Invalid(issues) => ApiError::RequestValidation(issues),
+            BodyError::Unreadable => ApiError::UnreadableBody,
         }
     }
 }

@@ -5,12 +5,13 @@
 use serde_json::{Map, Number, Value, json};
 use uuid::Uuid;
 
-use super::model::{DEFAULT_LIMIT, ListQuery, MAX_LIMIT, RefundCreate, RefundReason, RefundSort};
-use crate::http::validation::{
+use super::model::{DEFAULT_LIMIT, ListQuery, MAX_LIMIT, RefundCreate, RefundSort};
+use crate::domain::RefundReason;
+use crate::loc;
+use crate::polar::validation::{
     MAX_INT_DIGITS, MAX_JSON_VALUES, ValidationIssue, exceeds_json_values, is_integer_literal,
     normalize_numbers,
 };
-use crate::loc;
 
 /// Why a `RefundCreate` body was refused.
 #[derive(Debug)]

@@ -1,8 +1,9 @@
 //! The refunds resource: Polar's `POST /v1/refunds/` and `GET /v1/refunds/`.
 
 pub mod api;
+pub mod disputes;
+pub mod docs;
 pub mod input;
 pub mod model;
 pub mod repo;
 pub mod service;
-pub mod tax;

@@ -3,10 +3,9 @@ use serde_json::{Map, Value};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::model::{
-    DisputeStatus, ListQuery, Refund, RefundDispute, RefundReason, RefundSort, RefundStatus,
-};
-use crate::error::{Error, Result};
+use super::model::{ListQuery, Refund, RefundSort};
+use crate::disputes::model::RefundDispute;
+use crate::domain::{DisputeStatus, Error, RefundReason, RefundStatus, Result};
 
 pub struct NewRefund<'a> {
     pub id: Uuid,

@@ -6,15 +6,15 @@ use serde_json::{Map, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::model::{ListQuery, Refund, RefundCreate, RefundDispute, RefundStatus};
+use super::model::{ListQuery, Refund, RefundCreate};
 use super::repo::{self, NewRefund};
-use super::tax::RefundSplit;
-use crate::AppState;
 use crate::auth::Principal;
-use crate::error::{Error, Result};
-use crate::orders::OrderStatus;
+use crate::disputes::model::RefundDispute;
+use crate::domain::money::RefundSplit;
+use crate::domain::{Error, OrderStatus, RefundReason, RefundStatus, Result};
 use crate::orders::repo::{self as orders_repo, LockedOrder};
-use crate::processor::{ProcessorError, ProcessorRefund};
+use crate::payments::{ProcessorError, ProcessorRefund};
+use crate::state::AppState;
 
 pub async fn create_refund(
     state: &AppState,
@@ -36,10 +36,7 @@ pub async fn create_refund(
     if input.revoke_benefits && order.subscription_id.is_some() {
         return Err(Error::RevokeSubscriptionBenefitsProhibited);
     }
-    let split = order
-        .amounts
-        .split(input.amount)
-        .ok_or_else(|| Error::OverRefund(input.amount_input.clone()))?;
+    let split = order.amounts.split(input.amount).ok_or(Error::OverRefund)?;
     let payment_id = order
         .payment_id
         .ok_or(Error::RefundUnknownPayment(order.id))?;
@@ -91,7 +88,7 @@ pub async fn create_refund(
 pub struct RefundRecord {
     pub id: Uuid,
     pub status: RefundStatus,
-    pub reason: super::model::RefundReason,
+    pub reason: RefundReason,
     pub split: RefundSplit,
     pub subscription_id: Option<Uuid>,
     pub payment_id: Uuid,

@@ -59,7 +59,7 @@ async fn setup(
     )
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn the_admin_api_is_absent_without_a_configured_token(pool: PgPool) {
     let app = spawn_app(pool).await;
     for (method, path) in [
@@ -74,7 +74,7 @@ async fn the_admin_api_is_absent_without_a_configured_token(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn the_admin_api_requires_its_own_token(pool: PgPool) {
     let app = spawn_admin_app(pool).await;
     let (_, org_token, order_id) = setup(&app, 1000, 0, false).await;
@@ -95,7 +95,7 @@ async fn the_admin_api_requires_its_own_token(pool: PgPool) {
     assert_eq!(response.status, StatusCode::UNAUTHORIZED);
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn organizations_users_tokens_and_customers_are_created(pool: PgPool) {
     let app = spawn_admin_app(pool).await;
     let org = app
@@ -192,7 +192,7 @@ async fn organizations_users_tokens_and_customers_are_created(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn orders_read_back_with_polars_field_names_and_can_be_blocked(pool: PgPool) {
     let app = spawn_admin_app(pool).await;
     let (org_id, token, order_id) = setup(&app, 9990, 2498, false).await;
@@ -296,7 +296,7 @@ async fn orders_read_back_with_polars_field_names_and_can_be_blocked(pool: PgPoo
         .await;
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn bad_admin_input_answers_422_with_field_paths(pool: PgPool) {
     let app = spawn_admin_app(pool).await;
     let (org_id, _, order_id) = setup(&app, 1000, 0, false).await;
@@ -582,7 +582,7 @@ async fn bad_admin_input_answers_422_with_field_paths(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn an_open_dispute_blocks_refunds_until_it_is_won_or_lost(pool: PgPool) {
     let app = spawn_admin_app(pool).await;
     let (_, token, order_id) = setup(&app, 1000, 250, false).await;
@@ -682,7 +682,7 @@ async fn an_open_dispute_blocks_refunds_until_it_is_won_or_lost(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn an_early_warning_is_prevented_with_a_dispute_prevention_refund(pool: PgPool) {
     let app = spawn_admin_app(pool).await;
     let (_, token, order_id) = setup(&app, 1000, 250, true).await;

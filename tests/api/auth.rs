@@ -1,6 +1,6 @@
-use refunds_server::admin::service as admin;
 use refunds_server::auth::hash_token;
 use refunds_server::auth::service::{TokenOwner, create_token};
+use refunds_server::organizations::service as organizations;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -56,7 +56,7 @@ async fn send(app: &TestApp, method: Method, path: &str, authorization: Option<&
     into_response(request.send().await.unwrap()).await
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn missing_or_anonymous_credentials_are_unauthorized_before_any_validation(pool: PgPool) {
     let app = spawn_app(pool).await;
     for authorization in [
@@ -75,7 +75,7 @@ async fn missing_or_anonymous_credentials_are_unauthorized_before_any_validation
     }
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn unknown_expired_revoked_or_foreign_kind_tokens_are_invalid(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -137,7 +137,7 @@ async fn unknown_expired_revoked_or_foreign_kind_tokens_are_invalid(pool: PgPool
     assert_eq!(app.list(&fresh.token, "").await.status, StatusCode::OK);
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn scopes_decide_who_lists_and_who_creates(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -182,7 +182,7 @@ async fn scopes_decide_who_lists_and_who_creates(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn organizations_are_isolated_in_both_directions(pool: PgPool) {
     let app = spawn_app(pool).await;
     let a = app.organization("Alpha").await;
@@ -231,20 +231,20 @@ async fn organizations_are_isolated_in_both_directions(pool: PgPool) {
     assert_eq!(app.order_state(order_b).await.refunded_amount, 200);
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn a_personal_token_sees_the_organizations_of_its_user(pool: PgPool) {
     let app = spawn_app(pool).await;
     let a = app.organization("Alpha").await;
     let b = app.organization("Beta").await;
     let c = app.organization("Gamma").await;
-    let user = admin::create_user(&app.pool, "Ada@Example.com")
+    let user = organizations::create_user(&app.pool, "Ada@Example.com")
         .await
         .unwrap();
     assert_eq!(user.email, "ada@example.com");
-    admin::add_membership(&app.pool, user.id, a.id)
+    organizations::add_membership(&app.pool, user.id, a.id)
         .await
         .unwrap();
-    admin::add_membership(&app.pool, user.id, b.id)
+    organizations::add_membership(&app.pool, user.id, b.id)
         .await
         .unwrap();
     let pat = create_token(
@@ -293,7 +293,7 @@ async fn a_personal_token_sees_the_organizations_of_its_user(pool: PgPool) {
     assert_eq!(not_mine["pagination"]["total_count"], 0);
 
     // a user with no memberships sees nothing
-    let loner = admin::create_user(&app.pool, "loner@example.com")
+    let loner = organizations::create_user(&app.pool, "loner@example.com")
         .await
         .unwrap();
     let loner_pat = create_token(
@@ -311,7 +311,7 @@ async fn a_personal_token_sees_the_organizations_of_its_user(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn tokens_are_stored_only_as_hashes(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -353,7 +353,7 @@ async fn tokens_are_stored_only_as_hashes(pool: PgPool) {
     assert!(missing_owner.is_err());
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn spaces_or_tabs_before_the_token_still_authenticate(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;

@@ -48,7 +48,7 @@ fn id(value: &Value) -> String {
     value["id"].as_str().expect("id").to_owned()
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn the_readme_walk_through_works_from_the_command_line(pool: PgPool) {
     let url = database_url(&pool);
     let organization = run_cli(&url, &["create-organization", "--name", "Acme Inc"]);
@@ -342,9 +342,9 @@ async fn demo_mode_seeds_an_empty_database_once_and_prints_how_to_use_it() {
     drop_database(&name).await;
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn demo_mode_leaves_a_database_with_other_data_alone(pool: PgPool) {
-    refunds_server::admin::service::create_organization(&pool, "Real Company", None)
+    refunds_server::organizations::service::create_organization(&pool, "Real Company", None)
         .await
         .unwrap();
     let server = ServerProcess::start(&["demo"], &[("DATABASE_URL", &database_url(&pool))]);
@@ -359,7 +359,7 @@ async fn demo_mode_leaves_a_database_with_other_data_alone(pool: PgPool) {
     assert_eq!(organizations, 1);
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn logs_are_json_with_request_ids_and_never_show_tokens_or_bodies(pool: PgPool) {
     let admin_token = format!("admin-{}", Uuid::new_v4().simple());
     let server = ServerProcess::start(

@@ -7,7 +7,7 @@ use crate::helpers::spawn_app;
 
 /// 50 simultaneous refunds of 300 against a net of 10,000: the row lock lets exactly 33
 /// through (9,900) and refuses the other 17, and the order's counters equal its refunds.
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn fifty_simultaneous_refunds_never_over_refund(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;

@@ -1,6 +1,6 @@
+use refunds_server::domain::DisputeStatus;
 use refunds_server::orders::repo::{NewOrder, insert_paid_order};
 use refunds_server::orders::service::PaidOrderInput;
-use refunds_server::refunds::model::DisputeStatus;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -39,7 +39,7 @@ fn value_error(field: &str, msg: &str, input: Value) -> Value {
            "detail": [{"type": "value_error", "loc": ["body", field], "msg": msg, "input": input}]})
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn a_full_refund_answers_201_with_every_refund_key_in_polars_order(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -106,7 +106,7 @@ async fn a_full_refund_answers_201_with_every_refund_key_in_polars_order(pool: P
     assert_eq!(stored, (Some("internal only".into()), "sandbox".into()));
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn partial_refunds_to_full_follow_polars_tax_vector(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -159,7 +159,7 @@ async fn partial_refunds_to_full_follow_polars_tax_vector(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn repeated_partial_refunds_move_the_counters(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -179,7 +179,7 @@ async fn repeated_partial_refunds_move_the_counters(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn an_applied_balance_changes_what_is_refundable(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -213,7 +213,7 @@ async fn an_applied_balance_changes_what_is_refundable(pool: PgPool) {
     assert_eq!(app.order_state(credit).await.status, "refunded");
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn an_unknown_or_foreign_order_is_order_not_found(pool: PgPool) {
     let app = spawn_app(pool).await;
     let mine = app.organization("Mine").await;
@@ -234,7 +234,7 @@ async fn an_unknown_or_foreign_order_is_order_not_found(pool: PgPool) {
     assert_eq!(app.order_state(their_order).await.refunded_amount, 0);
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn blocked_orders_and_organizations_refuse_refunds(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -269,7 +269,7 @@ async fn blocked_orders_and_organizations_refuse_refunds(pool: PgPool) {
     assert_eq!(response.json()["error"], "RefundsBlocked");
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn revoking_benefits_of_a_subscription_order_is_prohibited(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -313,7 +313,7 @@ async fn revoking_benefits_of_a_subscription_order_is_prohibited(pool: PgPool) {
     assert_eq!(response.json()["revoke_benefits"], true);
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn checks_run_in_polars_order(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -362,7 +362,7 @@ async fn checks_run_in_polars_order(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn closed_disputes_do_not_block_refunds(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -385,7 +385,7 @@ async fn closed_disputes_do_not_block_refunds(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn an_order_without_a_succeeded_payment_is_an_unknown_payment(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -420,7 +420,7 @@ async fn an_order_without_a_succeeded_payment_is_an_unknown_payment(pool: PgPool
     );
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn a_free_order_has_nothing_to_refund(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -438,7 +438,7 @@ async fn a_free_order_has_nothing_to_refund(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn processor_refusals_map_to_polars_errors_and_change_nothing(pool: PgPool) {
     let app = spawn_app_with_processor(pool, ScriptedProcessor).await;
     let org = app.organization("Acme").await;
@@ -476,7 +476,7 @@ async fn processor_refusals_map_to_polars_errors_and_change_nothing(pool: PgPool
     assert_eq!(app.order_state(order_id).await.refunded_amount, 0);
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn a_pending_refund_reserves_its_amount_and_a_failed_one_does_not(pool: PgPool) {
     let app = spawn_app_with_processor(pool, ScriptedProcessor).await;
     let org = app.organization("Acme").await;
@@ -521,7 +521,7 @@ async fn a_pending_refund_reserves_its_amount_and_a_failed_one_does_not(pool: Pg
     );
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn the_database_refuses_an_over_refund_whatever_the_code_does(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -550,7 +550,7 @@ async fn the_database_refuses_an_over_refund_whatever_the_code_does(pool: PgPool
     }
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn numbers_beyond_64_bits_keep_every_digit(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;

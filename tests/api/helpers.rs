@@ -3,15 +3,18 @@
 
 use std::sync::Arc;
 
-use refunds_server::admin::service as admin;
+use refunds_server::AppState;
+use refunds_server::app::Application;
 use refunds_server::auth::service::{TokenOwner, create_token};
-use refunds_server::disputes::service::DisputeOpening;
+use refunds_server::customers::service as customers;
+use refunds_server::disputes::model::DisputeOpening;
+use refunds_server::disputes::model::RefundDispute;
+use refunds_server::domain::{DisputeStatus, RefundStatus};
 use refunds_server::orders::service::{PaidOrderInput, create_paid_order};
-use refunds_server::processor::{
+use refunds_server::organizations::service as organizations;
+use refunds_server::payments::{
     PaymentProcessor, ProcessorError, ProcessorOutcome, ProcessorRefund,
 };
-use refunds_server::refunds::model::{DisputeStatus, RefundDispute, RefundStatus};
-use refunds_server::startup::{AppState, Application};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -87,7 +90,7 @@ pub fn scopes(list: &[&str]) -> Vec<String> {
 
 impl TestApp {
     pub async fn organization(&self, name: &str) -> TestOrg {
-        let organization = admin::create_organization(&self.pool, name, None)
+        let organization = organizations::create_organization(&self.pool, name, None)
             .await
             .unwrap();
         TestOrg {
@@ -113,7 +116,7 @@ impl TestApp {
 
     pub async fn customer(&self, organization_id: Uuid, external_id: Option<&str>) -> Uuid {
         let email = format!("{}@example.com", Uuid::new_v4().simple());
-        admin::create_customer(&self.pool, organization_id, &email, None, external_id)
+        customers::create_customer(&self.pool, organization_id, &email, None, external_id)
             .await
             .unwrap()
             .id
@@ -245,7 +248,7 @@ impl TestApp {
             tax_amount,
             ..DisputeOpening::new(status)
         };
-        refunds_server::disputes::service::open_dispute(
+        refunds_server::refunds::disputes::open_dispute(
             &AppState::new(self.pool.clone()),
             order_id,
             opening,

@@ -1,5 +1,5 @@
+use refunds_server::domain::DisputeStatus;
 use refunds_server::orders::service::PaidOrderInput;
-use refunds_server::refunds::model::DisputeStatus;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -13,7 +13,7 @@ fn validation(detail: Value) -> Value {
     json!({"error": "RequestValidationError", "detail": detail})
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn invalid_queries_answer_pydantics_422_bodies(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -128,7 +128,7 @@ fn amounts(body: &Value) -> Vec<i64> {
         .collect()
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn every_filter_narrows_the_list(pool: PgPool) {
     let app = spawn_app(pool).await;
     let f = fixture(&app).await;
@@ -186,7 +186,7 @@ async fn every_filter_narrows_the_list(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn succeeded_splits_succeeded_from_every_other_status(pool: PgPool) {
     let app = spawn_app_with_processor(pool, ScriptedProcessor).await;
     let org = app.organization("Acme").await;
@@ -219,7 +219,7 @@ async fn succeeded_splits_succeeded_from_every_other_status(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn sorting_applies_each_criterion_in_order_with_a_stable_tie_break(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -291,7 +291,7 @@ async fn sorting_applies_each_criterion_in_order_with_a_stable_tie_break(pool: P
     }
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn pagination_counts_pages_with_the_clamped_limit(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -363,7 +363,7 @@ async fn pagination_counts_pages_with_the_clamped_limit(pool: PgPool) {
     assert_eq!(seen, total as usize);
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn a_refund_made_for_a_dispute_lists_with_the_dispute_embedded(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -437,7 +437,7 @@ async fn a_refund_made_for_a_dispute_lists_with_the_dispute_embedded(pool: PgPoo
 
 /// `total_count` comes from maintained counts when only organizations and `succeeded`
 /// filter the list; they must equal a plain count after every kind of write.
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn total_counts_stay_exact_whoever_writes_refunds(pool: PgPool) {
     let app = spawn_app_with_processor(pool, ScriptedProcessor).await;
     let org = app.organization("Acme").await;

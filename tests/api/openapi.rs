@@ -47,7 +47,7 @@ fn read_json(path: &str) -> Value {
 #[test]
 fn the_committed_document_is_the_generated_one() {
     let generated =
-        serde_json::to_string_pretty(&refunds_server::http::openapi::document()).unwrap();
+        serde_json::to_string_pretty(&refunds_server::app::openapi::document()).unwrap();
     let committed = std::fs::read_to_string(format!("{}/openapi/openapi.json", root())).unwrap();
     assert!(
         generated.trim() == committed.trim(),
@@ -287,7 +287,7 @@ fn the_normalization_treats_equivalent_forms_alike() {
 /// The API reference page, rendered by headless Chromium (Debian's `chromium`, which
 /// scripts/test.sh installs): it shows the refunds operations and every request it makes
 /// stays on this machine.
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn the_api_reference_page_renders_offline(pool: sqlx::PgPool) {
     let app = crate::helpers::spawn_app(pool).await;
     let spec = app
@@ -298,7 +298,7 @@ async fn the_api_reference_page_renders_offline(pool: sqlx::PgPool) {
         .unwrap();
     assert_eq!(spec.status(), 200);
     let served: Value = spec.json().await.unwrap();
-    assert_eq!(served, refunds_server::http::openapi::document());
+    assert_eq!(served, refunds_server::app::openapi::document());
 
     let profile = std::env::temp_dir().join(format!("chromium-{}", uuid::Uuid::new_v4().simple()));
     let net_log = profile.join("net-log.json");

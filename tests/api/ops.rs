@@ -1,10 +1,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use refunds_server::processor::{
+use refunds_server::AppState;
+use refunds_server::payments::{
     PaymentProcessor, ProcessorError, ProcessorOutcome, ProcessorRefund,
 };
-use refunds_server::startup::AppState;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -15,7 +15,7 @@ use tokio::task::AbortHandle;
 
 use crate::helpers::{spawn_app, spawn_app_with, spawn_app_with_processor};
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn health_and_readiness_answer_ok(pool: PgPool) {
     let app = spawn_app(pool).await;
     for path in ["/healthz", "/readyz"] {
@@ -37,7 +37,7 @@ async fn readiness_fails_until_the_migrations_are_applied(pool: PgPool) {
             .status,
         StatusCode::OK
     );
-    refunds_server::startup::MIGRATOR.run(&pool).await.unwrap();
+    refunds_server::app::MIGRATOR.run(&pool).await.unwrap();
     assert_eq!(
         app.request(Method::GET, "/readyz", None, None).await.status,
         StatusCode::OK
@@ -97,7 +97,7 @@ impl PgProxy {
     }
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn a_database_outage_answers_503_quickly_and_recovers_by_itself(pool: PgPool) {
     let options = pool.connect_options();
     let proxy = PgProxy::start((options.get_host().to_owned(), options.get_port())).await;
@@ -177,7 +177,7 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn metrics_count_requests_outcomes_and_pool_use(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -248,7 +248,7 @@ async fn metrics_count_requests_outcomes_and_pool_use(pool: PgPool) {
     assert!(after.contains("refunds_db_pool_connections"));
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn every_response_carries_a_request_id(pool: PgPool) {
     let app = spawn_app(pool).await;
     let first = app.request(Method::GET, "/v1/refunds/", None, None).await;
@@ -290,7 +290,7 @@ async fn every_response_carries_a_request_id(pool: PgPool) {
     assert_eq!(kept.headers()["x-request-id"], longest.as_str());
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn api_answers_are_private_and_uncached_but_reference_assets_are_not(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -324,7 +324,7 @@ impl PaymentProcessor for PanickingProcessor {
     }
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn a_panic_answers_500_in_polars_shape_and_the_server_goes_on(pool: PgPool) {
     let app = spawn_app_with_processor(pool, PanickingProcessor).await;
     let org = app.organization("Acme").await;
@@ -344,7 +344,7 @@ async fn a_panic_answers_500_in_polars_shape_and_the_server_goes_on(pool: PgPool
     assert_eq!(app.order_state(order_id).await.refunded_amount, 0);
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn a_slow_request_times_out_with_503(pool: PgPool) {
     let mut state = AppState::new(pool);
     state.request_timeout = Duration::from_millis(500);
@@ -375,7 +375,7 @@ async fn a_slow_request_times_out_with_503(pool: PgPool) {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn an_oversized_body_is_refused_with_413(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -390,7 +390,7 @@ async fn an_oversized_body_is_refused_with_413(pool: PgPool) {
 
 /// A client that never finishes its request head is cut off, instead of holding its
 /// connection (and a graceful shutdown) for ever.
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn a_request_head_that_never_ends_is_cut_off(pool: PgPool) {
     let app = spawn_app(pool).await;
     let mut stream = TcpStream::connect(app.address.trim_start_matches("http://"))

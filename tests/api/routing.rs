@@ -4,7 +4,7 @@ use sqlx::PgPool;
 
 use crate::helpers::{Response, spawn_app};
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn the_bare_and_double_slashed_paths_are_served_without_redirects(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -34,7 +34,7 @@ async fn the_bare_and_double_slashed_paths_are_served_without_redirects(pool: Pg
     assert_eq!(app.order_state(order_id).await.refunded_amount, 40);
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn unknown_routes_and_methods_answer_like_starlette(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -61,7 +61,7 @@ async fn unknown_routes_and_methods_answer_like_starlette(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn polar_version_is_accepted_echoed_and_defaulted(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -99,7 +99,7 @@ async fn polar_version_is_accepted_echoed_and_defaulted(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn headers_the_sdks_send_are_tolerated(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -126,7 +126,7 @@ async fn headers_the_sdks_send_are_tolerated(pool: PgPool) {
     assert_eq!(created.status, StatusCode::CREATED);
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn request_bodies_are_validated_like_fastapi(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;
@@ -199,7 +199,7 @@ async fn request_bodies_are_validated_like_fastapi(pool: PgPool) {
 
 /// A body of many tiny values would cost far more memory parsed than as text: refused
 /// before parsing.
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn a_body_of_too_many_values_is_refused_before_parsing(pool: PgPool) {
     let app = spawn_app(pool).await;
     let org = app.organization("Acme").await;

@@ -1,6 +1,6 @@
 use refunds_server::Error;
-use refunds_server::admin::service as admin;
-use refunds_server::seed::{SeedOptions, SeedReport, seed};
+use refunds_server::dev::seed::{SeedOptions, SeedReport, seed};
+use refunds_server::organizations::service as organizations;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -78,7 +78,7 @@ async fn inconsistent_orders(pool: &PgPool, organization_id: Uuid) -> i64 {
     .await
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn seeds_consistent_orders_and_refunds(pool: PgPool) {
     let report = seed_ok(
         &pool,
@@ -139,7 +139,7 @@ async fn seeds_consistent_orders_and_refunds(pool: PgPool) {
     assert!(in_last_year);
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn seeded_refunds_are_listed_by_the_api(pool: PgPool) {
     let app = spawn_app(pool).await;
     let report = seed_ok(&app.pool, options(2_000, 2)).await;
@@ -165,9 +165,9 @@ async fn seeded_refunds_are_listed_by_the_api(pool: PgPool) {
     assert_eq!(body["pagination"]["total_count"], 2);
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn seeds_into_an_existing_organization_only(pool: PgPool) {
-    let org = admin::create_organization(&pool, "Acme", None)
+    let org = organizations::create_organization(&pool, "Acme", None)
         .await
         .unwrap();
     let into_acme = SeedOptions {
@@ -200,7 +200,7 @@ async fn seeds_into_an_existing_organization_only(pool: PgPool) {
     assert_eq!(counts(&pool, missing).await, (0, 0, 0));
 }
 
-#[sqlx::test(migrator = "refunds_server::startup::MIGRATOR")]
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn seeds_orders_without_refunds(pool: PgPool) {
     let report = seed_ok(&pool, options(500, 0)).await;
     let org = report.organization_id;

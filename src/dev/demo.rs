@@ -8,10 +8,11 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::admin::service as admin;
 use crate::auth::service::{TokenOwner, create_token};
-use crate::error::Result;
+use crate::customers::service as customers;
+use crate::domain::Result;
 use crate::orders::service::{PaidOrderInput, create_paid_order};
+use crate::organizations::service as organizations;
 
 pub const DEMO_SLUG: &str = "demo";
 
@@ -96,7 +97,8 @@ pub async fn prepare(pool: &PgPool) -> Result<Option<Demo>> {
 }
 
 async fn seed(pool: &PgPool) -> Result<Uuid> {
-    let organization = admin::create_organization(pool, "Demo Store", Some(DEMO_SLUG)).await?;
+    let organization =
+        organizations::create_organization(pool, "Demo Store", Some(DEMO_SLUG)).await?;
     let mut customers = Vec::new();
     for (email, name, external_id) in [
         ("ada@example.com", "Ada Lovelace", Some("cus_ada")),
@@ -104,7 +106,8 @@ async fn seed(pool: &PgPool) -> Result<Uuid> {
         ("alan@example.com", "Alan Turing", None),
     ] {
         let customer =
-            admin::create_customer(pool, organization.id, email, Some(name), external_id).await?;
+            customers::create_customer(pool, organization.id, email, Some(name), external_id)
+                .await?;
         customers.push(customer.id);
     }
     for (index, &(net_amount, tax_amount, currency, subscription)) in ORDERS.iter().enumerate() {

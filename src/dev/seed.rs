@@ -12,8 +12,8 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::admin::service as admin;
-use crate::error::{Error, Result};
+use crate::domain::{Error, Result};
+use crate::organizations::service as organizations;
 
 pub const DEFAULT_BATCH_SIZE: u64 = 50_000;
 /// The size of the customer pool the orders are spread over.
@@ -120,7 +120,9 @@ async fn organization(pool: &PgPool, organization_id: Option<Uuid>) -> Result<Uu
             "Seed {}",
             chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f")
         );
-        return Ok(admin::create_organization(pool, &name, None).await?.id);
+        return Ok(organizations::create_organization(pool, &name, None)
+            .await?
+            .id);
     };
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM organizations WHERE id = $1)")

@@ -1,9 +1,8 @@
-//! The one error type of the server. `http::error` maps each variant to its HTTP answer.
+//! The one error every service returns. It names what went wrong in the domain's terms;
+//! each API surface maps it to its own wire body in one place of its own.
 
 use serde_json::Value;
 use uuid::Uuid;
-
-use crate::http::validation::ValidationIssue;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -19,22 +18,20 @@ pub enum Error {
     #[error("insufficient scope, need one of {0:?}")]
     InsufficientScope(&'static [&'static str]),
 
-    /// The request's shape is wrong (framework-level validation).
-    #[error("invalid request")]
-    RequestValidation(Vec<ValidationIssue>),
-    /// The request is well formed but a rule of the service rejects it.
-    #[error("request rejected by validation: {0:?}")]
-    PolarRequestValidation(Vec<ValidationIssue>),
-    /// The body is not UTF-8 text.
-    #[error("unreadable request body")]
-    UnreadableBody,
-    #[error("request body too large")]
-    PayloadTooLarge,
+    /// A well-formed input that a rule of the service refuses: `field` of the request, the
+    /// reason in words, and the value that was refused.
+    #[error("{field}: {message}")]
+    InvalidField {
+        field: &'static str,
+        message: String,
+        input: Value,
+    },
 
     #[error("order {0} not found")]
     OrderNotFound(Uuid),
-    #[error("refund amount {0} exceeds refundable amount")]
-    OverRefund(Value),
+    /// The requested amount is more than the order has left to refund.
+    #[error("refund amount exceeds refundable amount")]
+    OverRefund,
     #[error("refunds are blocked for order {0}")]
     RefundsBlocked(Uuid),
     #[error("order {0} is already fully refunded")]
@@ -94,12 +91,9 @@ impl Error {
             Error::InvalidToken => "invalid_token",
             Error::Unauthorized => "unauthorized",
             Error::InsufficientScope(_) => "insufficient_scope",
-            Error::RequestValidation(_) => "invalid_request",
-            Error::PolarRequestValidation(_) => "rejected_request",
-            Error::UnreadableBody => "unreadable_body",
-            Error::PayloadTooLarge => "payload_too_large",
+            Error::InvalidField { .. } => "rejected_request",
             Error::OrderNotFound(_) => "order_not_found",
-            Error::OverRefund(_) => "over_refund",
+            Error::OverRefund => "over_refund",
             Error::RefundsBlocked(_) => "refunds_blocked",
             Error::RefundedAlready(_) => "refunded_already",
             Error::RefundDisputedPayment(_) => "disputed_payment",
@@ -115,13 +109,30 @@ impl Error {
         }
     }
 
-    /// A single-field validation failure raised by a service, in Polar's shape.
-    pub fn invalid_field(field: &str, msg: &str, input: Value) -> Self {
-        Error::PolarRequestValidation(vec![ValidationIssue::new(
-            "value_error",
-            crate::loc!["body", field],
-            msg,
+    /// A single input refused by a rule of the service.
+    pub fn invalid_field(field: &'static str, message: &str, input: Value) -> Self {
+        Error::InvalidField {
+            field,
+            message: message.to_owned(),
             input,
-        )])
+        }
+    }
+
+    /// A unique constraint refused an insert: the thing already exists.
+    pub fn unique_violation(error: sqlx::Error, conflict: impl FnOnce() -> String) -> Self {
+        match error {
+            sqlx::Error::Database(ref db) if db.is_unique_violation() => {
+                Error::Conflict(conflict())
+            }
+            other => other.into(),
+        }
+    }
+
+    /// A foreign key refused an insert: what it names does not exist.
+    pub fn missing_reference(error: sqlx::Error, what: &'static str) -> Self {
+        match error {
+            sqlx::Error::Database(ref db) if db.is_foreign_key_violation() => Error::NotFound(what),
+            other => other.into(),
+        }
     }
 }

@@ -3,50 +3,18 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::net::TcpListener;
 use tower::util::MapRequestLayer;
 use tower::{Layer, ServiceExt};
 
+use super::MIGRATOR;
 use crate::config::{DatabaseConfig, ServeConfig};
-use crate::processor::{PaymentProcessor, SandboxProcessor};
-
-/// What every handler shares. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub processor: Arc<dyn PaymentProcessor>,
-    pub metrics: PrometheusHandle,
-    /// Longest a request may take before it answers 503.
-    pub request_timeout: Duration,
-    /// SHA-256 of `REFUNDS_ADMIN_TOKEN`; `None` switches the admin API off.
-    pub admin_token_hash: Option<Arc<[u8]>>,
-}
-
-impl AppState {
-    pub fn new(pool: PgPool) -> Self {
-        Self {
-            pool,
-            processor: Arc::new(SandboxProcessor),
-            metrics: crate::telemetry::metrics(),
-            request_timeout: Duration::from_secs(30),
-            admin_token_hash: None,
-        }
-    }
-
-    pub fn with_admin_token(mut self, token: Option<&str>) -> Self {
-        self.admin_token_hash = token.map(|token| crate::auth::hash_token(token).into());
-        self
-    }
-}
-
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+use crate::state::AppState;
 
 /// Creates the database if needed, connects and applies the migrations.
 pub async fn connect_and_migrate(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
@@ -101,8 +69,8 @@ impl Application {
         use hyper_util::server::graceful::GracefulShutdown;
         use hyper_util::service::TowerToHyperService;
 
-        let app = MapRequestLayer::new(crate::http::normalize_path)
-            .layer(crate::http::router(self.state));
+        let app =
+            MapRequestLayer::new(crate::http::normalize_path).layer(super::router(self.state));
         let mut builder = Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -161,7 +129,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let signalled = shutdown_signal().context("installing signal handlers")?;
     let pool = connect_and_migrate(&config.database).await?;
     let demo = match config.demo {
-        true => crate::demo::prepare(&pool)
+        true => crate::dev::demo::prepare(&pool)
             .await
             .context("preparing the demo data")?,
         false => None,
@@ -173,7 +141,10 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     state.request_timeout = Duration::from_secs(config.request_timeout);
     let application = Application::bind(config.bind, state).await?;
     if let Some(demo) = demo {
-        println!("{}", crate::demo::banner(&demo, application.local_addr()));
+        println!(
+            "{}",
+            crate::dev::demo::banner(&demo, application.local_addr())
+        );
     }
     tracing::info!(address = %application.local_addr(), "listening");
     let drain = Duration::from_secs(config.shutdown_timeout);

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use crate::refunds::model::RefundStatus;
+use crate::domain::RefundStatus;
 
 /// A refund as the processor is asked to make it. `refund_id` is the processor's
 /// idempotency key.

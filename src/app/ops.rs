@@ -3,17 +3,16 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::error::Error;
-use crate::http::openapi::PolarError;
+use crate::domain::Error;
+use crate::polar::error::ApiError;
+use crate::polar::schema::PolarError;
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -46,8 +45,8 @@ async fn health() -> Json<Status> {
         (status = 503, description = "PostgreSQL is unreachable or not migrated.", body = PolarError),
     ),
 )]
-async fn readiness(State(state): State<AppState>) -> Result<Json<Status>, Error> {
-    let latest = crate::startup::MIGRATOR
+async fn readiness(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    let latest = super::MIGRATOR
         .iter()
         .map(|migration| migration.version)
         .max()
@@ -64,7 +63,7 @@ async fn readiness(State(state): State<AppState>) -> Result<Json<Status>, Error>
             other => Error::DatabaseUnavailable(other),
         })?;
     if applied.unwrap_or_default() < latest {
-        return Err(Error::NotReady("database migrations are not applied"));
+        return Err(Error::NotReady("database migrations are not applied").into());
     }
     Ok(Json(Status {
         status: "ok".into(),
@@ -87,43 +86,4 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
-}
-
-/// Counts requests and their latency by route template and status.
-pub async fn record_request(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().to_string();
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", response.status().as_u16().to_string()),
-    ];
-    metrics::counter!("refunds_http_requests_total", &labels).increment(1);
-    metrics::histogram!("refunds_http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
-    response
-}
-
-/// Answers 503 in Polar's shape when a request takes longer than the configured timeout.
-pub async fn enforce_timeout(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(timeout = ?state.request_timeout, "request timed out");
-            crate::http::error::json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"error": "RequestTimeout", "detail": "The request took too long to complete"}),
-            )
-        }
-    }
 }

@@ -1,0 +1,113 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the wire types,
+//! served at `/openapi.json` with an offline API reference page at `/docs/`.
+//!
+//! Where a body or query is parsed by hand (to answer in pydantic's shapes), a documentation
+//! type stands in for it here and `openapi/openapi.json` is compared with Polar's official
+//! fragment by a test, so the two cannot drift apart unnoticed.
+
+use utoipa::openapi::OpenApi as Document;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::polar::schema::{
+    DetailOnly, ErrorBody, HttpValidationError, OAuth2Error, PolarError, RefundedAlready,
+    ResourceNotFound, Unauthorized,
+};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Refunds API",
+        description = "A refunds server wire-compatible with Polar's refunds API (`/v1/refunds/`), \
+                       with an admin API for sandboxes and operational routes.",
+        license(name = "MIT"),
+    ),
+    tags(
+        (name = "refunds", description = "Polar-compatible refunds."),
+        (name = "admin", description = "Setting up data for sandboxes, test suites and ingestion. \
+                                         Off unless `REFUNDS_ADMIN_TOKEN` is set; takes that token."),
+        (name = "operations", description = "Liveness, readiness and metrics."),
+    ),
+    components(schemas(
+        PolarError,
+        OAuth2Error,
+        Unauthorized,
+        RefundedAlready,
+        ResourceNotFound,
+        DetailOnly,
+        ErrorBody,
+        HttpValidationError,
+        crate::refunds::model::RefundSort,
+        crate::disputes::model::RefundDispute,
+    )),
+    modifiers(&SecuritySchemes),
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, document: &mut Document) {
+        let components = document.components.get_or_insert_with(Default::default);
+        let bearer = |description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(description))
+                    .build(),
+            )
+        };
+        components.add_security_scheme("pat", bearer("A Personal Access Token (`polar_pat_…`)."));
+        components.add_security_scheme(
+            "oat",
+            bearer("An Organization Access Token (`polar_oat_…`)."),
+        );
+        components
+            .add_security_scheme("admin_token", bearer("The value of `REFUNDS_ADMIN_TOKEN`."));
+    }
+}
+
+/// Every documented route; the application serves exactly these.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(crate::refunds::api::routes())
+        .merge(crate::admin::api::routes())
+        .merge(super::ops::routes())
+}
+
+/// The OpenAPI document as served (and committed as `openapi/openapi.json`).
+pub fn document() -> serde_json::Value {
+    let mut document =
+        serde_json::to_value(routes().into_openapi()).expect("the document serializes");
+    strip_integer_formats(&mut document);
+    document
+}
+
+/// Polar's integers carry no `int32`/`int64` format; utoipa adds one for Rust integers.
+fn strip_integer_formats(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(object) => {
+            if object.get("type").and_then(|kind| kind.as_str()) == Some("integer") {
+                object.remove("format");
+            }
+            object.values_mut().for_each(strip_integer_formats);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_integer_formats),
+        _ => {}
+    }
+}
+
+/// `GET /openapi.json` and the API reference page at `/docs/`, whose assets this server
+/// serves itself (no CDN, so it works offline).
+pub fn reference_routes() -> axum::Router<AppState> {
+    let config = utoipa_swagger_ui::Config::from("/openapi.json")
+        .validator_url("none")
+        .display_operation_id(true);
+    axum::Router::from(
+        utoipa_swagger_ui::SwaggerUi::new("/docs")
+            .external_url_unchecked("/openapi.json", document())
+            .config(config),
+    )
+}

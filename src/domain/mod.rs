@@ -1,0 +1,11 @@
+//! The domain core: money and the order's counters, the states of refunds, orders and
+//! disputes, and the one error every service returns. It knows nothing of HTTP or of any
+//! API surface's wire shapes.
+
+pub mod error;
+pub mod money;
+pub mod status;
+
+pub use error::{Error, Result};
+pub use money::{OrderAmounts, RefundSplit};
+pub use status::{DisputeStatus, OrderStatus, RefundReason, RefundStatus};

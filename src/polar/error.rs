@@ -1,0 +1,225 @@
+//! The single place where failures become answers in Polar's shapes: the domain's errors
+//! and the request-parsing failures of any Polar-shaped route.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::validation::ValidationIssue;
+use crate::domain::Error;
+
+/// What a Polar-shaped route answers when it cannot answer with success.
+#[derive(Debug)]
+pub enum ApiError {
+    /// A service refused or failed.
+    Domain(Error),
+    /// The request's shape is wrong: FastAPI's `RequestValidationError`.
+    RequestValidation(Vec<ValidationIssue>),
+    /// The request is well formed but a rule refused it: Polar's
+    /// `PolarRequestValidationError`.
+    Rejected(Vec<ValidationIssue>),
+    /// The body is not text that JSON can be read from.
+    UnreadableBody,
+    PayloadTooLarge,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// Polar's over-refund answer, which echoes `amount` exactly as the client sent it.
+    pub fn over_refund(amount_input: Value) -> Self {
+        rejected_field(
+            "amount",
+            "Refund amount exceeds refundable amount",
+            amount_input,
+        )
+    }
+
+    /// A short stable name for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::Domain(error) => error.kind(),
+            ApiError::RequestValidation(_) => "invalid_request",
+            ApiError::Rejected(_) => "rejected_request",
+            ApiError::UnreadableBody => "unreadable_body",
+            ApiError::PayloadTooLarge => "payload_too_large",
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        ApiError::Domain(error)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::Domain(error.into())
+    }
+}
+
+fn rejected_field(field: &str, message: &str, input: Value) -> ApiError {
+    ApiError::Rejected(vec![ValidationIssue::new(
+        "value_error",
+        crate::loc!["body", field],
+        message,
+        input,
+    )])
+}
+
+const INVALID_TOKEN_DESCRIPTION: &str =
+    "The access token provided is expired, revoked, malformed, or invalid for other reasons.";
+const INSUFFICIENT_SCOPE_DESCRIPTION: &str =
+    "The request requires higher privileges than provided by the access token.";
+
+/// `{"error": name, "detail": detail}`, the body of every Polar exception.
+fn polar(status: StatusCode, name: &str, detail: impl Into<Value>) -> Response {
+    json_response(status, json!({ "error": name, "detail": detail.into() }))
+}
+
+pub fn json_response(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn with_www_authenticate(mut response: Response, value: String) -> Response {
+    let value = HeaderValue::from_str(&value).expect("challenge is ASCII");
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, value);
+    response
+}
+
+/// OAuth's token errors forbid caching on their own terms, as Polar's OAuth library sends them.
+fn oauth_error(status: StatusCode, body: Value, challenge: String) -> Response {
+    let mut response = with_www_authenticate(json_response(status, body), challenge);
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Framework answers that carry only `detail`, like Starlette's 404 and 405.
+pub fn detail_only(status: StatusCode, detail: &str) -> Response {
+    json_response(status, json!({ "detail": detail }))
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Domain(error) => domain_response(error),
+            ApiError::RequestValidation(issues) => json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": "RequestValidationError", "detail": issues}),
+            ),
+            ApiError::Rejected(issues) => json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": "PolarRequestValidationError", "detail": issues}),
+            ),
+            ApiError::UnreadableBody => detail_only(
+                StatusCode::BAD_REQUEST,
+                "There was an error parsing the body",
+            ),
+            ApiError::PayloadTooLarge => polar(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestBodyTooLarge",
+                "Request body is too large",
+            ),
+        }
+    }
+}
+
+fn domain_response(error: Error) -> Response {
+    match error {
+        Error::InvalidToken => oauth_error(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "invalid_token", "error_description": INVALID_TOKEN_DESCRIPTION}),
+            format!(
+                r#"Bearer realm="polar", error="invalid_token", error_description="{INVALID_TOKEN_DESCRIPTION}""#
+            ),
+        ),
+        Error::Unauthorized => with_www_authenticate(
+            polar(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized"),
+            r#"Bearer realm="polar""#.to_owned(),
+        ),
+        Error::InsufficientScope(scopes) => oauth_error(
+            StatusCode::FORBIDDEN,
+            json!({"error": "insufficient_scope", "error_description": INSUFFICIENT_SCOPE_DESCRIPTION}),
+            format!(
+                r#"Bearer realm="polar", scope="{}", error="insufficient_scope", error_description="{INSUFFICIENT_SCOPE_DESCRIPTION}""#,
+                scopes.join(" ")
+            ),
+        ),
+        Error::InvalidField {
+            field,
+            message,
+            input,
+        } => rejected_field(field, &message, input).into_response(),
+        Error::OrderNotFound(order_id) => {
+            rejected_field("order_id", "Order not found", json!(order_id)).into_response()
+        }
+        // Without the request at hand the amount cannot be echoed; the refunds routes
+        // answer with `ApiError::over_refund` instead.
+        Error::OverRefund => ApiError::over_refund(Value::Null).into_response(),
+        Error::RefundsBlocked(order_id) => polar(
+            StatusCode::FORBIDDEN,
+            "RefundsBlocked",
+            format!("Refunds are blocked for order: {order_id}"),
+        ),
+        Error::RefundedAlready(order_id) => polar(
+            StatusCode::FORBIDDEN,
+            "RefundedAlready",
+            format!("Order is already fully refunded: {order_id}"),
+        ),
+        Error::RefundDisputedPayment(order_id) => polar(
+            StatusCode::FORBIDDEN,
+            "RefundDisputedPayment",
+            format!("Refund cannot be issued for order with disputed payment: {order_id}"),
+        ),
+        Error::RevokeSubscriptionBenefitsProhibited => polar(
+            StatusCode::BAD_REQUEST,
+            "RevokeSubscriptionBenefitsProhibited",
+            "Subscription benefits can only be revoked upon cancellation",
+        ),
+        Error::RefundUnknownPayment(order_id) => polar(
+            StatusCode::NOT_FOUND,
+            "RefundUnknownPayment",
+            format!("Refund issued for unknown order: {order_id}"),
+        ),
+        Error::NotFound(what) => polar(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            format!("{what} not found"),
+        ),
+        Error::Conflict(detail) => polar(StatusCode::CONFLICT, "Conflict", detail),
+        Error::NotReady(reason) => {
+            tracing::warn!(reason, "not ready");
+            service_unavailable()
+        }
+        Error::DatabaseUnavailable(cause) => {
+            tracing::error!(error = %cause, "database unavailable");
+            service_unavailable()
+        }
+        error @ (Error::Processor(_) | Error::Database(_) | Error::Corrupt(_)) => {
+            tracing::error!(%error, "request failed");
+            internal_error()
+        }
+    }
+}
+
+fn service_unavailable() -> Response {
+    polar(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        "The service is temporarily unavailable, try again shortly",
+    )
+}
+
+/// The answer to any failure whose cause must stay in the logs, not on the wire.
+pub fn internal_error() -> Response {
+    polar(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalServerError",
+        "Internal Server Error",
+    )
+}
