@@ -31,7 +31,7 @@ pub async fn insert_dispute(conn: &mut PgConnection, dispute: NewDispute) -> Res
         dispute.organization_id,
         dispute.order_id,
         dispute.payment_id,
-        dispute.status.as_str(),
+        dispute.status as DisputeStatus,
         dispute.amount,
         dispute.tax_amount,
         dispute.currency,
@@ -62,7 +62,7 @@ struct DisputeRow {
     id: Uuid,
     order_id: Uuid,
     payment_id: Uuid,
-    status: String,
+    status: DisputeStatus,
     amount: i64,
     tax_amount: i64,
     currency: String,
@@ -72,13 +72,10 @@ struct DisputeRow {
     modified_at: Option<DateTime<Utc>>,
 }
 
-impl TryFrom<DisputeRow> for RefundDispute {
-    type Error = Error;
-
-    fn try_from(row: DisputeRow) -> Result<Self> {
-        let status = DisputeStatus::parse(&row.status)
-            .ok_or_else(|| Error::Corrupt(format!("unknown dispute status {:?}", row.status)))?;
-        Ok(RefundDispute {
+impl From<DisputeRow> for RefundDispute {
+    fn from(row: DisputeRow) -> Self {
+        let status = row.status;
+        RefundDispute {
             created_at: row.created_at,
             modified_at: row.modified_at,
             id: row.id,
@@ -93,7 +90,7 @@ impl TryFrom<DisputeRow> for RefundDispute {
             evidence_due_by: row.evidence_due_by,
             order_id: row.order_id,
             payment_id: row.payment_id,
-        })
+        }
     }
 }
 
@@ -114,16 +111,16 @@ pub async fn find_dispute(
     sqlx::query_as!(
         DisputeRow,
         r#"
-        SELECT id, order_id, payment_id, status, amount, tax_amount, currency, reason,
-               evidence_due_by, created_at, modified_at
+        SELECT id, order_id, payment_id, status AS "status: DisputeStatus", amount, tax_amount,
+               currency, reason, evidence_due_by, created_at, modified_at
         FROM disputes WHERE id = $1
         "#,
         dispute_id
     )
     .fetch_optional(conn)
-    .await?
-    .map(RefundDispute::try_from)
-    .transpose()
+    .await
+    .map(|row| row.map(RefundDispute::from))
+    .map_err(Error::from)
 }
 
 pub async fn set_status(
@@ -134,7 +131,7 @@ pub async fn set_status(
     Ok(sqlx::query_scalar!(
         r#"UPDATE disputes SET status = $2, modified_at = now() WHERE id = $1 RETURNING modified_at AS "modified_at!""#,
         dispute_id,
-        status.as_str(),
+        status as DisputeStatus,
     )
     .fetch_one(conn)
     .await?)

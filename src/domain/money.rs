@@ -1,11 +1,15 @@
-//! Polar's refund amount rules (CONTRACT.md §3): how much of an order is still refundable
-//! and how a requested net amount splits into net and tax.
+//! Money in minor units, and Polar's refund amount rules: how much of an order is still
+//! refundable, how a requested net amount splits into net and tax, and the three moves a
+//! refund makes on the order's counters (reserve while pending, settle when it succeeds,
+//! release when it fails or is canceled).
 //!
 //! Polar computes the tax share with Python floats and `round()`, which rounds ties to even;
 //! the same float operations are reproduced here so that every split is bit-exact.
 
+use super::status::{OrderStatus, RefundStatus};
+
 /// The amounts of an order that the rules read. A pending refund reserves its amounts, so
-/// `reserved_*` (pending) is counted like `refunded_*`.
+/// `pending_*` is counted like `refunded_*` against what is still refundable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderAmounts {
     pub net_amount: i64,
@@ -25,6 +29,52 @@ pub struct RefundSplit {
 }
 
 impl OrderAmounts {
+    /// A refund waiting for the processor holds its amounts, so that no other refund can
+    /// take them meanwhile.
+    pub fn reserve(&mut self, split: RefundSplit) {
+        self.pending_amount += split.amount;
+        self.pending_tax_amount += split.tax_amount;
+    }
+
+    /// A reserved refund succeeded: its amounts move from pending to refunded.
+    pub fn settle(&mut self, split: RefundSplit) {
+        self.release(split);
+        self.refunded_amount += split.amount;
+        self.refunded_tax_amount += split.tax_amount;
+    }
+
+    /// A reserved refund failed or was canceled: its amounts are refundable again.
+    pub fn release(&mut self, split: RefundSplit) {
+        self.pending_amount -= split.amount;
+        self.pending_tax_amount -= split.tax_amount;
+    }
+
+    /// A new refund in the state the processor left it: reserved while pending, settled if
+    /// it succeeded at once, and nothing if it failed.
+    pub fn record(&mut self, status: RefundStatus, split: RefundSplit) {
+        match status {
+            RefundStatus::Pending => self.reserve(split),
+            RefundStatus::Succeeded => {
+                self.reserve(split);
+                self.settle(split);
+            }
+            RefundStatus::Failed | RefundStatus::Canceled => {}
+        }
+    }
+
+    /// Polar's `Order.update_refunds`: the status follows the refunded net amount only, and
+    /// stays as it is while nothing is refunded.
+    pub fn status_after(&self, before: &OrderAmounts, current: OrderStatus) -> OrderStatus {
+        if self.refunded_amount == before.refunded_amount {
+            current
+        } else {
+            OrderStatus::after_refunds(
+                self.refunded_amount,
+                self.net_amount + self.applied_balance_amount,
+            )
+        }
+    }
+
     pub fn refundable_amount(&self) -> i64 {
         (self.net_amount + self.applied_balance_amount - self.refunded_amount - self.pending_amount)
             .max(0)
@@ -120,8 +170,57 @@ mod tests {
     }
 
     fn apply(order: &mut OrderAmounts, split: RefundSplit) {
-        order.refunded_amount += split.amount;
-        order.refunded_tax_amount += split.tax_amount;
+        order.record(RefundStatus::Succeeded, split);
+    }
+
+    #[test]
+    fn a_reservation_counts_against_what_is_left_until_it_settles_or_is_released() {
+        let mut amounts = order(1000, 250);
+        let split = amounts.split(600).unwrap();
+        amounts.record(RefundStatus::Pending, split);
+        assert_eq!(
+            (amounts.pending_amount, amounts.pending_tax_amount),
+            (600, 150)
+        );
+        assert_eq!(amounts.refundable_amount(), 400);
+        assert_eq!(amounts.split(401), None);
+
+        let mut settled = amounts;
+        settled.settle(split);
+        assert_eq!((settled.refunded_amount, settled.pending_amount), (600, 0));
+        assert_eq!(settled.refundable_amount(), 400);
+        assert_eq!(
+            settled.status_after(&amounts, OrderStatus::Paid),
+            OrderStatus::PartiallyRefunded
+        );
+
+        let mut released = amounts;
+        released.release(split);
+        assert_eq!(released, order(1000, 250));
+        assert_eq!(
+            released.status_after(&amounts, OrderStatus::Paid),
+            OrderStatus::Paid
+        );
+    }
+
+    #[test]
+    fn a_failed_refund_moves_nothing() {
+        let mut amounts = order(1000, 0);
+        amounts.record(
+            RefundStatus::Failed,
+            RefundSplit {
+                amount: 10,
+                tax_amount: 0,
+            },
+        );
+        amounts.record(
+            RefundStatus::Canceled,
+            RefundSplit {
+                amount: 10,
+                tax_amount: 0,
+            },
+        );
+        assert_eq!(amounts, order(1000, 0));
     }
 
     #[test]
@@ -267,6 +366,39 @@ mod tests {
             prop_assert_eq!(amounts.refunded_amount, net);
             prop_assert_eq!(amounts.refunded_tax_amount, tax);
             prop_assert_eq!(amounts.split(1), None);
+        }
+
+        /// However refunds are reserved, settled and released, the counters stay within the
+        /// order and what settles is what was reserved.
+        #[test]
+        fn moves_never_take_more_than_the_order(
+            net in 1i64..1_000_000,
+            tax_percent in 0i64..60,
+            steps in proptest::collection::vec((1i64..400_000, 0u8..3), 0..20),
+        ) {
+            let mut amounts = order(net, net * tax_percent / 100);
+            let mut reserved = Vec::new();
+            for (requested, action) in steps {
+                match (action, reserved.pop()) {
+                    (1, Some(split)) => amounts.settle(split),
+                    (2, Some(split)) => amounts.release(split),
+                    (_, popped) => {
+                        reserved.extend(popped);
+                        if let Some(split) = amounts
+                            .split(requested.min(amounts.refundable_amount()))
+                            .filter(|split| split.amount > 0)
+                        {
+                            amounts.reserve(split);
+                            reserved.push(split);
+                        }
+                    }
+                }
+                prop_assert!(amounts.refunded_amount + amounts.pending_amount <= amounts.net_amount);
+                prop_assert!(amounts.refunded_tax_amount + amounts.pending_tax_amount <= amounts.tax_amount);
+                prop_assert!(amounts.pending_amount >= 0 && amounts.pending_tax_amount >= 0);
+                let held: i64 = reserved.iter().map(|split| split.amount).sum();
+                prop_assert_eq!(held, amounts.pending_amount);
+            }
         }
     }
 }

@@ -1,65 +1,87 @@
-//! The states of refunds, orders and disputes, and why a refund was made.
+//! The states of refunds, orders and disputes, and why a refund was made. Each is stored as
+//! its snake_case name in a `text` column (which a CHECK constraint keeps to these names)
+//! and written the same way on the wire.
 
-macro_rules! string_enum {
-    // `tt`, not `literal`: the derives must see the renames as plain string tokens.
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:tt),+ $(,)? }) => {
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+macro_rules! derive_state {
+    ($(#[$meta:meta])* pub enum $name:ident { $($variant:ident),+ $(,)? }) => {
         #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize, ::utoipa::ToSchema,
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Hash,
+            Serialize,
+            Deserialize,
+            ToSchema,
+            sqlx::Type,
+            strum::IntoStaticStr,
+            strum::EnumString,
         )]
+        #[serde(rename_all = "snake_case")]
+        #[sqlx(type_name = "text", rename_all = "snake_case")]
+        #[strum(serialize_all = "snake_case")]
         $(#[$meta])*
         pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
+            $($variant),+
         }
 
         impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
+            /// The name as stored and sent.
             pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-
-            pub fn parse(text: &str) -> Option<Self> {
-                match text {
-                    $($text => Some($name::$variant),)+
-                    _ => None,
-                }
+                self.into()
             }
         }
     };
 }
-pub(crate) use string_enum;
 
-string_enum!(
+derive_state! {
     /// Why a refund was made. `DisputePrevention` is reserved for refunds the server issues
     /// itself; clients may send any other reason.
-    RefundReason {
-        Duplicate => "duplicate",
-        Fraudulent => "fraudulent",
-        CustomerRequest => "customer_request",
-        ServiceDisruption => "service_disruption",
-        SatisfactionGuarantee => "satisfaction_guarantee",
-        DisputePrevention => "dispute_prevention",
-        Other => "other",
+    pub enum RefundReason {
+        Duplicate,
+        Fraudulent,
+        CustomerRequest,
+        ServiceDisruption,
+        SatisfactionGuarantee,
+        DisputePrevention,
+        Other,
     }
-);
+}
 
-string_enum!(RefundStatus {
-    Pending => "pending",
-    Succeeded => "succeeded",
-    Failed => "failed",
-    Canceled => "canceled",
-});
+derive_state! {
+    pub enum RefundStatus {
+        Pending,
+        Succeeded,
+        Failed,
+        Canceled,
+    }
+}
 
-string_enum!(DisputeStatus {
-    Prevented => "prevented",
-    EarlyWarning => "early_warning",
-    NeedsResponse => "needs_response",
-    UnderReview => "under_review",
-    Lost => "lost",
-    Won => "won",
-});
+derive_state! {
+    pub enum DisputeStatus {
+        Prevented,
+        EarlyWarning,
+        NeedsResponse,
+        UnderReview,
+        Lost,
+        Won,
+    }
+}
+
+derive_state! {
+    pub enum OrderStatus {
+        Draft,
+        Pending,
+        Paid,
+        Refunded,
+        PartiallyRefunded,
+        Void,
+    }
+}
 
 impl DisputeStatus {
     pub fn is_resolved(self) -> bool {
@@ -74,15 +96,6 @@ impl DisputeStatus {
     }
 }
 
-string_enum!(OrderStatus {
-    Draft => "draft",
-    Pending => "pending",
-    Paid => "paid",
-    Refunded => "refunded",
-    PartiallyRefunded => "partially_refunded",
-    Void => "void",
-});
-
 impl OrderStatus {
     /// Polar's `Order.update_refunds`: the status follows the refunded net amount only.
     pub fn after_refunds(refunded_amount: i64, refundable_total: i64) -> Self {
@@ -93,5 +106,34 @@ impl OrderStatus {
         } else {
             OrderStatus::PartiallyRefunded
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_read_and_write_their_snake_case_names() {
+        assert_eq!(RefundReason::CustomerRequest.as_str(), "customer_request");
+        assert_eq!(
+            "partially_refunded".parse::<OrderStatus>(),
+            Ok(OrderStatus::PartiallyRefunded)
+        );
+        assert_eq!(
+            serde_json::to_value(DisputeStatus::EarlyWarning).unwrap(),
+            "early_warning"
+        );
+        assert!("Succeeded".parse::<RefundStatus>().is_err());
+    }
+
+    #[test]
+    fn the_order_status_follows_the_refunded_net_amount() {
+        assert_eq!(OrderStatus::after_refunds(0, 100), OrderStatus::Paid);
+        assert_eq!(
+            OrderStatus::after_refunds(1, 100),
+            OrderStatus::PartiallyRefunded
+        );
+        assert_eq!(OrderStatus::after_refunds(100, 100), OrderStatus::Refunded);
     }
 }

@@ -2,6 +2,8 @@
 
 use uuid::Uuid;
 
+use crate::domain::OrderStatus;
+
 /// An order as the admin API shows it, with Polar's Order field names.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct OrderView {
@@ -9,7 +11,8 @@ pub struct OrderView {
     pub organization_id: Uuid,
     pub customer_id: Uuid,
     pub subscription_id: Option<Uuid>,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: OrderStatus,
     pub net_amount: i64,
     pub tax_amount: i64,
     pub applied_balance_amount: i64,

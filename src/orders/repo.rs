@@ -3,7 +3,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use super::model::OrderView;
-use crate::domain::money::OrderAmounts;
+use crate::domain::{OrderAmounts, OrderStatus};
 
 /// An order locked for the duration of a refund transaction, with what the checks need.
 pub struct LockedOrder {
@@ -11,7 +11,7 @@ pub struct LockedOrder {
     pub organization_id: Uuid,
     pub customer_id: Uuid,
     pub subscription_id: Option<Uuid>,
-    pub status: String,
+    pub status: OrderStatus,
     pub currency: String,
     pub refunds_blocked: bool,
     pub amounts: OrderAmounts,
@@ -30,7 +30,8 @@ pub async fn lock_for_refund(
 ) -> sqlx::Result<Option<LockedOrder>> {
     let row = sqlx::query!(
         r#"
-        SELECT o.id, o.organization_id, o.customer_id, o.subscription_id, o.status, o.currency,
+        SELECT o.id, o.organization_id, o.customer_id, o.subscription_id,
+               o.status AS "status: OrderStatus", o.currency,
                (o.refunds_blocked OR g.refunds_blocked) AS "refunds_blocked!",
                o.net_amount, o.tax_amount, o.applied_balance_amount,
                o.refunded_amount, o.refunded_tax_amount, o.pending_amount, o.pending_tax_amount,
@@ -77,7 +78,7 @@ pub async fn update_refund_totals(
     conn: &mut PgConnection,
     order_id: Uuid,
     amounts: &OrderAmounts,
-    status: &str,
+    status: OrderStatus,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         r#"
@@ -92,7 +93,7 @@ pub async fn update_refund_totals(
         amounts.refunded_tax_amount,
         amounts.pending_amount,
         amounts.pending_tax_amount,
-        status,
+        status as OrderStatus,
     )
     .execute(conn)
     .await?;
@@ -172,7 +173,8 @@ pub async fn find_order(
 ) -> sqlx::Result<Option<OrderView>> {
     let row = sqlx::query!(
         r#"
-        SELECT id, organization_id, customer_id, subscription_id, status, currency, refunds_blocked,
+        SELECT id, organization_id, customer_id, subscription_id, status AS "status: OrderStatus",
+               currency, refunds_blocked,
                net_amount, tax_amount, applied_balance_amount, refunded_amount, refunded_tax_amount,
                pending_amount, pending_tax_amount
         FROM orders WHERE id = $1

@@ -68,7 +68,7 @@ async fn prevent_if_warned(
                 dispute: Some(dispute.clone()),
                 comment: None,
                 processor: state.processor.name(),
-                processor_id: dispute.id.to_string(),
+                processor_id: Some(dispute.id.to_string()),
                 revoke_benefits: true,
                 metadata: Default::default(),
             },

@@ -444,7 +444,7 @@ fn required<'a>(
 fn check_reason(value: &Value) -> Result<RefundReason, Failure> {
     value
         .as_str()
-        .and_then(RefundReason::parse)
+        .and_then(|text| text.parse().ok())
         .filter(|reason| *reason != RefundReason::DisputePrevention)
         .ok_or_else(reason_literal_error)
 }

@@ -7,23 +7,37 @@ use uuid::Uuid;
 
 use super::docs::nullable_dispute;
 use crate::disputes::model::RefundDispute;
-use crate::domain::status::string_enum;
 use crate::domain::{RefundReason, RefundStatus};
 use crate::polar::schema::{
     MetadataOutputType, date_time, nullable_date_time, nullable_uuid4, uuid4_schema,
 };
 use crate::polar::timestamp;
 
-string_enum!(
-    /// One `sorting` criterion of the list endpoint; `-` means descending.
-    #[schema(as = RefundSortProperty)]
-    RefundSort {
-        CreatedAt => "created_at",
-        CreatedAtDesc => "-created_at",
-        Amount => "amount",
-        AmountDesc => "-amount",
+/// One `sorting` criterion of the list endpoint; `-` means descending.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, strum::EnumString,
+)]
+#[schema(as = RefundSortProperty)]
+pub enum RefundSort {
+    #[serde(rename = "created_at")]
+    #[strum(serialize = "created_at")]
+    CreatedAt,
+    #[serde(rename = "-created_at")]
+    #[strum(serialize = "-created_at")]
+    CreatedAtDesc,
+    #[serde(rename = "amount")]
+    #[strum(serialize = "amount")]
+    Amount,
+    #[serde(rename = "-amount")]
+    #[strum(serialize = "-amount")]
+    AmountDesc,
+}
+
+impl RefundSort {
+    pub fn parse(text: &str) -> Option<Self> {
+        text.parse().ok()
     }
-);
+}
 
 // Polar's `Refund` schema; field order is the order Polar emits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

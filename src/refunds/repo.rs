@@ -47,8 +47,8 @@ pub async fn insert_refund(
         refund.subscription_id,
         refund.payment_id,
         refund.dispute_id,
-        refund.status.as_str(),
-        refund.reason.as_str(),
+        refund.status as RefundStatus,
+        refund.reason as RefundReason,
         refund.amount,
         refund.tax_amount,
         refund.currency,
@@ -62,6 +62,41 @@ pub async fn insert_refund(
     .await
 }
 
+/// Locks a refund row whose order the caller has locked, and reads its status.
+pub async fn lock_refund_status(
+    conn: &mut PgConnection,
+    refund_id: Uuid,
+) -> sqlx::Result<Option<RefundStatus>> {
+    sqlx::query_scalar!(
+        r#"SELECT status AS "status: RefundStatus" FROM refunds WHERE id = $1 FOR UPDATE"#,
+        refund_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Moves a refund to `status`, keeping the processor's id once it is known. Returns when.
+pub async fn set_status(
+    conn: &mut PgConnection,
+    refund_id: Uuid,
+    status: RefundStatus,
+    processor_id: Option<&str>,
+) -> sqlx::Result<DateTime<Utc>> {
+    sqlx::query_scalar!(
+        r#"
+        UPDATE refunds
+        SET status = $2, processor_id = coalesce($3, processor_id), modified_at = now()
+        WHERE id = $1
+        RETURNING modified_at AS "modified_at!"
+        "#,
+        refund_id,
+        status as RefundStatus,
+        processor_id,
+    )
+    .fetch_one(conn)
+    .await
+}
+
 /// A refund row joined with its dispute, as the list query returns it.
 #[derive(sqlx::FromRow)]
 struct RefundRow {
@@ -69,8 +104,8 @@ struct RefundRow {
     modified_at: Option<DateTime<Utc>>,
     id: Uuid,
     metadata: Value,
-    status: String,
-    reason: String,
+    status: RefundStatus,
+    reason: RefundReason,
     amount: i64,
     tax_amount: i64,
     currency: String,
@@ -82,7 +117,7 @@ struct RefundRow {
     dispute_id: Option<Uuid>,
     dispute_created_at: Option<DateTime<Utc>>,
     dispute_modified_at: Option<DateTime<Utc>>,
-    dispute_status: Option<String>,
+    dispute_status: Option<DisputeStatus>,
     dispute_amount: Option<i64>,
     dispute_tax_amount: Option<i64>,
     dispute_currency: Option<String>,
@@ -91,33 +126,25 @@ struct RefundRow {
     dispute_payment_id: Option<Uuid>,
 }
 
-fn corrupt(what: &str, value: &str) -> Error {
-    Error::Corrupt(format!("unknown {what} {value:?}"))
-}
-
 impl RefundRow {
     fn into_refund(self) -> Result<Refund> {
         let dispute = match (self.dispute_id, self.dispute_status) {
-            (Some(id), Some(status)) => {
-                let status = DisputeStatus::parse(&status)
-                    .ok_or_else(|| corrupt("dispute status", &status))?;
-                Some(RefundDispute {
-                    created_at: self.dispute_created_at.unwrap_or(self.created_at),
-                    modified_at: self.dispute_modified_at,
-                    id,
-                    status,
-                    resolved: status.is_resolved(),
-                    closed: status.is_closed(),
-                    amount: self.dispute_amount.unwrap_or_default(),
-                    tax_amount: self.dispute_tax_amount.unwrap_or_default(),
-                    currency: self.dispute_currency.unwrap_or_default(),
-                    reason: self.dispute_reason,
-                    past_due: RefundDispute::is_past_due(self.dispute_evidence_due_by),
-                    evidence_due_by: self.dispute_evidence_due_by,
-                    order_id: self.order_id,
-                    payment_id: self.dispute_payment_id.unwrap_or_default(),
-                })
-            }
+            (Some(id), Some(status)) => Some(RefundDispute {
+                created_at: self.dispute_created_at.unwrap_or(self.created_at),
+                modified_at: self.dispute_modified_at,
+                id,
+                status,
+                resolved: status.is_resolved(),
+                closed: status.is_closed(),
+                amount: self.dispute_amount.unwrap_or_default(),
+                tax_amount: self.dispute_tax_amount.unwrap_or_default(),
+                currency: self.dispute_currency.unwrap_or_default(),
+                reason: self.dispute_reason,
+                past_due: RefundDispute::is_past_due(self.dispute_evidence_due_by),
+                evidence_due_by: self.dispute_evidence_due_by,
+                order_id: self.order_id,
+                payment_id: self.dispute_payment_id.unwrap_or_default(),
+            }),
             _ => None,
         };
         let Value::Object(metadata) = self.metadata else {
@@ -128,10 +155,8 @@ impl RefundRow {
             modified_at: self.modified_at,
             id: self.id,
             metadata,
-            status: RefundStatus::parse(&self.status)
-                .ok_or_else(|| corrupt("refund status", &self.status))?,
-            reason: RefundReason::parse(&self.reason)
-                .ok_or_else(|| corrupt("refund reason", &self.reason))?,
+            status: self.status,
+            reason: self.reason,
             amount: self.amount,
             tax_amount: self.tax_amount,
             currency: self.currency,

@@ -1,5 +1,5 @@
-//! The business rules of refunds. Creating one is a single transaction around the locked
-//! order row (see DESIGN.md, "The refund transaction").
+//! The business rules of refunds: creating one against the locked order (Polar's checks, in
+//! Polar's order), moving it as the processor answers, and listing.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -13,9 +13,18 @@ use crate::disputes::model::RefundDispute;
 use crate::domain::money::RefundSplit;
 use crate::domain::{Error, OrderStatus, RefundReason, RefundStatus, Result};
 use crate::orders::repo::{self as orders_repo, LockedOrder};
-use crate::payments::{ProcessorError, ProcessorRefund};
+use crate::payments::{ProcessorError, ProcessorOutcome, ProcessorRefund, ProcessorRefundState};
 use crate::state::AppState;
 
+/// Creates a refund. A processor that answers in-process settles it inside the transaction
+/// that locked the order. Any other is called outside every transaction, between one that
+/// reserves the amount as a pending refund and one that settles or releases it, so that no
+/// outside call ever runs while the order's row is locked.
+#[tracing::instrument(
+    name = "refunds.create",
+    skip_all,
+    fields(route = "/v1/refunds/", order_id = %input.order_id, organization_id, refund_id)
+)]
 pub async fn create_refund(
     state: &AppState,
     principal: &Principal,
@@ -25,12 +34,63 @@ pub async fn create_refund(
     let order = orders_repo::lock_for_refund(&mut tx, input.order_id, &principal.organization_ids)
         .await?
         .ok_or(Error::OrderNotFound(input.order_id))?;
+    let (split, payment_id) = check_refundable(&order, &input)?;
+    let refund_id = Uuid::new_v4();
+    let span = tracing::Span::current();
+    span.record(
+        "organization_id",
+        tracing::field::display(order.organization_id),
+    );
+    span.record("refund_id", tracing::field::display(refund_id));
 
-    // The checks run in Polar's order (CONTRACT.md §4).
+    let processor = &state.processor;
+    let request = ProcessorRefund {
+        refund_id,
+        payment_id,
+        amount: split.amount,
+        tax_amount: split.tax_amount,
+        currency: order.currency.clone(),
+    };
+    let record = |status, processor_id| RefundRecord {
+        id: refund_id,
+        status,
+        reason: input.reason,
+        split,
+        subscription_id: order.subscription_id,
+        payment_id,
+        dispute: None,
+        comment: input.comment.clone(),
+        processor: processor.name(),
+        processor_id,
+        revoke_benefits: input.revoke_benefits,
+        metadata: input.metadata.clone(),
+    };
+
+    if processor.answers_in_process() {
+        let outcome = processor
+            .refund(&request)
+            .await
+            .map_err(|error| refusal(error, order.id))?;
+        let status = status_of(outcome.state);
+        let refund =
+            record_refund(&mut tx, &order, record(status, Some(outcome.processor_id))).await?;
+        tx.commit().await?;
+        return Ok(refund);
+    }
+
+    let pending = record_refund(&mut tx, &order, record(RefundStatus::Pending, None)).await?;
+    tx.commit().await?;
+    let answer = processor.refund(&request).await;
+    settle_new_refund(state, pending, answer).await
+}
+
+/// The checks, in Polar's order, and the amounts the refund takes. Polar learns of a dispute
+/// from the processor's refusal, so it is checked last.
+fn check_refundable(order: &LockedOrder, input: &RefundCreate) -> Result<(RefundSplit, Uuid)> {
     if order.refunds_blocked {
         return Err(Error::RefundsBlocked(order.id));
     }
-    if order.status == OrderStatus::Refunded.as_str() {
+    if order.status == OrderStatus::Refunded {
         return Err(Error::RefundedAlready(order.id));
     }
     if input.revoke_benefits && order.subscription_id.is_some() {
@@ -40,48 +100,96 @@ pub async fn create_refund(
     let payment_id = order
         .payment_id
         .ok_or(Error::RefundUnknownPayment(order.id))?;
-    // Polar learns of a dispute from the processor's refusal, so it is checked last.
     if order.has_open_dispute {
         return Err(Error::RefundDisputedPayment(order.id));
     }
+    Ok((split, payment_id))
+}
 
-    let refund_id = Uuid::new_v4();
-    let outcome = state
-        .processor
-        .refund(&ProcessorRefund {
-            refund_id,
-            payment_id,
-            amount: split.amount,
-            tax_amount: split.tax_amount,
-            currency: order.currency.clone(),
-        })
-        .map_err(|error| match error {
-            ProcessorError::AlreadyRefunded => Error::RefundedAlready(order.id),
-            ProcessorError::Disputed => Error::RefundDisputedPayment(order.id),
-            ProcessorError::Other(message) => Error::Processor(message),
-        })?;
+fn status_of(state: ProcessorRefundState) -> RefundStatus {
+    match state {
+        ProcessorRefundState::Succeeded => RefundStatus::Succeeded,
+        ProcessorRefundState::Pending => RefundStatus::Pending,
+        ProcessorRefundState::Failed => RefundStatus::Failed,
+    }
+}
 
-    let refund = record_refund(
-        &mut tx,
-        &order,
-        RefundRecord {
-            id: refund_id,
-            status: outcome.status,
-            reason: input.reason,
-            split,
-            subscription_id: order.subscription_id,
-            payment_id,
-            dispute: None,
-            comment: input.comment,
-            processor: state.processor.name(),
-            processor_id: outcome.processor_id,
-            revoke_benefits: input.revoke_benefits,
-            metadata: input.metadata,
-        },
-    )
-    .await?;
+/// A processor's refusal as Polar answers it.
+fn refusal(error: ProcessorError, order_id: Uuid) -> Error {
+    match error {
+        ProcessorError::AlreadyRefunded => Error::RefundedAlready(order_id),
+        ProcessorError::Disputed => Error::RefundDisputedPayment(order_id),
+        ProcessorError::Other(message) | ProcessorError::Unavailable(message) => {
+            Error::Processor(message)
+        }
+    }
+}
+
+/// The third step of an outside processor's refund: the reserved refund settles or is
+/// released by what the processor answered. Without an answer it stays pending, its amount
+/// reserved: asking the processor again with the same refund id finds out what happened.
+async fn settle_new_refund(
+    state: &AppState,
+    mut refund: Refund,
+    answer: std::result::Result<ProcessorOutcome, ProcessorError>,
+) -> Result<Refund> {
+    let (status, processor_id, refused) = match answer {
+        Ok(outcome) => (status_of(outcome.state), Some(outcome.processor_id), None),
+        Err(ProcessorError::Unavailable(cause)) => {
+            tracing::warn!(%cause, "no answer from the processor; the refund stays pending");
+            return Ok(refund);
+        }
+        Err(refusal) => (RefundStatus::Failed, None, Some(refusal)),
+    };
+    let mut tx = state.pool.begin().await?;
+    refund.modified_at =
+        Some(move_refund(&mut tx, &refund, status, processor_id.as_deref()).await?);
     tx.commit().await?;
-    Ok(refund)
+    refund.status = status;
+    match refused {
+        Some(error) => Err(refusal(error, refund.order_id)),
+        None => Ok(refund),
+    }
+}
+
+/// Moves a pending refund to `status` with the order's counters, in the caller's
+/// transaction: success settles its reserved amounts, failure or cancelation releases them.
+/// Returns when it moved.
+pub async fn move_refund(
+    conn: &mut PgConnection,
+    refund: &Refund,
+    status: RefundStatus,
+    processor_id: Option<&str>,
+) -> Result<chrono::DateTime<chrono::Utc>> {
+    let order = orders_repo::lock_for_refund(conn, refund.order_id, &[refund.organization_id])
+        .await?
+        .ok_or(Error::NotFound("Order"))?;
+    let current = repo::lock_refund_status(&mut *conn, refund.id)
+        .await?
+        .ok_or(Error::NotFound("Refund"))?;
+    if current != RefundStatus::Pending {
+        return Err(Error::Corrupt(format!(
+            "refund {} is {}, not pending",
+            refund.id,
+            current.as_str()
+        )));
+    }
+    let split = RefundSplit {
+        amount: refund.amount,
+        tax_amount: refund.tax_amount,
+    };
+    let mut amounts = order.amounts;
+    match status {
+        RefundStatus::Succeeded => amounts.settle(split),
+        RefundStatus::Failed | RefundStatus::Canceled => amounts.release(split),
+        RefundStatus::Pending => {}
+    }
+    let moved_at = repo::set_status(&mut *conn, refund.id, status, processor_id).await?;
+    if amounts != order.amounts {
+        let order_status = amounts.status_after(&order.amounts, order.status);
+        orders_repo::update_refund_totals(conn, order.id, &amounts, order_status).await?;
+    }
+    Ok(moved_at)
 }
 
 /// A refund about to be written for a locked order.
@@ -95,13 +203,13 @@ pub struct RefundRecord {
     pub dispute: Option<RefundDispute>,
     pub comment: Option<String>,
     pub processor: &'static str,
-    pub processor_id: String,
+    pub processor_id: Option<String>,
     pub revoke_benefits: bool,
     pub metadata: Map<String, Value>,
 }
 
 /// Inserts the refund and moves the order's counters and status in the caller's
-/// transaction: a succeeded refund adds to what is refunded, a pending one reserves.
+/// transaction, as the refund's status says (reserve when pending, settle when succeeded).
 pub async fn record_refund(
     conn: &mut PgConnection,
     order: &LockedOrder,
@@ -109,17 +217,7 @@ pub async fn record_refund(
 ) -> Result<Refund> {
     let split = record.split;
     let mut amounts = order.amounts;
-    match record.status {
-        RefundStatus::Succeeded => {
-            amounts.refunded_amount += split.amount;
-            amounts.refunded_tax_amount += split.tax_amount;
-        }
-        RefundStatus::Pending => {
-            amounts.pending_amount += split.amount;
-            amounts.pending_tax_amount += split.tax_amount;
-        }
-        RefundStatus::Failed | RefundStatus::Canceled => {}
-    }
+    amounts.record(record.status, split);
     let created_at = repo::insert_refund(
         conn,
         &NewRefund {
@@ -137,24 +235,15 @@ pub async fn record_refund(
             currency: &order.currency,
             comment: record.comment.as_deref(),
             processor: record.processor,
-            processor_id: Some(&record.processor_id),
+            processor_id: record.processor_id.as_deref(),
             revoke_benefits: record.revoke_benefits,
             metadata: &record.metadata,
         },
     )
     .await?;
     if amounts != order.amounts {
-        let status = if amounts.refunded_amount == order.amounts.refunded_amount {
-            order.status.clone()
-        } else {
-            OrderStatus::after_refunds(
-                amounts.refunded_amount,
-                amounts.net_amount + amounts.applied_balance_amount,
-            )
-            .as_str()
-            .to_owned()
-        };
-        orders_repo::update_refund_totals(conn, order.id, &amounts, &status).await?;
+        let status = amounts.status_after(&order.amounts, order.status);
+        orders_repo::update_refund_totals(conn, order.id, &amounts, status).await?;
     }
     Ok(Refund {
         created_at,
@@ -189,6 +278,7 @@ pub struct Pagination {
     pub max_page: i64,
 }
 
+#[tracing::instrument(name = "refunds.list", skip_all, fields(route = "/v1/refunds/"))]
 pub async fn list_refunds(
     state: &AppState,
     principal: &Principal,

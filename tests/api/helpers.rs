@@ -9,11 +9,11 @@ use refunds_server::auth::service::{TokenOwner, create_token};
 use refunds_server::customers::service as customers;
 use refunds_server::disputes::model::DisputeOpening;
 use refunds_server::disputes::model::RefundDispute;
-use refunds_server::domain::{DisputeStatus, RefundStatus};
+use refunds_server::domain::DisputeStatus;
 use refunds_server::orders::service::{PaidOrderInput, create_paid_order};
 use refunds_server::organizations::service as organizations;
 use refunds_server::payments::{
-    PaymentProcessor, ProcessorError, ProcessorOutcome, ProcessorRefund,
+    PaymentProcessor, ProcessorError, ProcessorOutcome, ProcessorRefund, ProcessorRefundState,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -300,22 +300,27 @@ pub fn ids(body: &Value) -> Vec<String> {
 /// 11, 12 and 13 are refused, 600 stays pending, 7 fails, anything else succeeds.
 pub struct ScriptedProcessor;
 
+#[async_trait::async_trait]
 impl PaymentProcessor for ScriptedProcessor {
     fn name(&self) -> &'static str {
         "scripted"
     }
 
-    fn refund(&self, request: &ProcessorRefund) -> Result<ProcessorOutcome, ProcessorError> {
-        let status = match request.amount {
+    fn answers_in_process(&self) -> bool {
+        true
+    }
+
+    async fn refund(&self, request: &ProcessorRefund) -> Result<ProcessorOutcome, ProcessorError> {
+        let state = match request.amount {
             11 => return Err(ProcessorError::AlreadyRefunded),
             12 => return Err(ProcessorError::Disputed),
             13 => return Err(ProcessorError::Other("card network down".into())),
-            600 => RefundStatus::Pending,
-            7 => RefundStatus::Failed,
-            _ => RefundStatus::Succeeded,
+            600 => ProcessorRefundState::Pending,
+            7 => ProcessorRefundState::Failed,
+            _ => ProcessorRefundState::Succeeded,
         };
         Ok(ProcessorOutcome {
-            status,
+            state,
             processor_id: format!("re_{}", request.refund_id.simple()),
         })
     }

@@ -9,5 +9,6 @@ mod helpers;
 mod list;
 mod openapi;
 mod ops;
+mod payments;
 mod routing;
 mod seed;

@@ -314,12 +314,17 @@ async fn api_answers_are_private_and_uncached_but_reference_assets_are_not(pool:
 
 struct PanickingProcessor;
 
+#[async_trait::async_trait]
 impl PaymentProcessor for PanickingProcessor {
     fn name(&self) -> &'static str {
         "panicking"
     }
 
-    fn refund(&self, _: &ProcessorRefund) -> Result<ProcessorOutcome, ProcessorError> {
+    fn answers_in_process(&self) -> bool {
+        true
+    }
+
+    async fn refund(&self, _: &ProcessorRefund) -> Result<ProcessorOutcome, ProcessorError> {
         panic!("processor bug")
     }
 }
