@@ -232,18 +232,6 @@ async fn terminated() {
     }
 }
 
-/// Children die with the benchmark even if it is killed outright (SIGKILL leaves no time to
-/// clean up); otherwise `kill_on_drop` and the explicit stops end them.
-pub fn die_with_parent(command: &mut tokio::process::Command) {
-    // SAFETY: prctl is async-signal-safe and only touches the child being set up.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-}
-
 fn with_database(url: &str, database: &str) -> String {
     let (main, query) = match url.split_once('?') {
         Some((main, query)) => (main, Some(query)),
@@ -355,7 +343,7 @@ async fn run_subprocess(
     limit: Duration,
 ) -> Result<String> {
     let mut command = tokio::process::Command::new(binary);
-    die_with_parent(&mut command);
+    refunds_server_process::die_with_parent(&mut command);
     let child = command
         .args(args)
         .env("DATABASE_URL", database_url)
