@@ -327,22 +327,10 @@ impl Log {
             handler,
         } = self
         {
-            if let Some(stdout) = child.stdout.take() {
-                readers.push(tokio::spawn(read_lines(
-                    stdout,
-                    Stream::Stdout,
-                    watch.clone(),
-                    handler.clone(),
-                )));
-            }
-            if let Some(stderr) = child.stderr.take() {
-                readers.push(tokio::spawn(read_lines(
-                    stderr,
-                    Stream::Stderr,
-                    watch.clone(),
-                    handler.clone(),
-                )));
-            }
+            let stdout = child.stdout.take();
+            let stderr = child.stderr.take();
+            readers.extend(stdout.map(|pipe| read_lines(pipe, Stream::Stdout, watch, handler)));
+            readers.extend(stderr.map(|pipe| read_lines(pipe, Stream::Stderr, watch, handler)));
         }
     }
 
@@ -396,27 +384,31 @@ impl Log {
     }
 }
 
-async fn read_lines(
-    pipe: impl AsyncRead + Unpin,
+/// Reads `pipe` line by line until it closes, in a task of its own.
+fn read_lines(
+    pipe: impl AsyncRead + Unpin + Send + 'static,
     stream: Stream,
-    watch: Arc<Watch>,
-    handler: Option<Arc<Mutex<LineHandler>>>,
-) {
-    let mut reader = BufReader::with_capacity(64 * 1024, pipe);
-    let mut bytes = Vec::new();
-    loop {
-        bytes.clear();
-        match reader.read_until(b'\n', &mut bytes).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+    watch: &Arc<Watch>,
+    handler: &Option<Arc<Mutex<LineHandler>>>,
+) -> JoinHandle<()> {
+    let (watch, handler) = (watch.clone(), handler.clone());
+    tokio::spawn(async move {
+        let mut reader = BufReader::with_capacity(64 * 1024, pipe);
+        let mut bytes = Vec::new();
+        loop {
+            bytes.clear();
+            match reader.read_until(b'\n', &mut bytes).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let line = text.trim_end_matches(['\n', '\r']);
+            watch.record(line);
+            if let Some(handler) = &handler {
+                (handler.lock().unwrap())(stream, line);
+            }
         }
-        let text = String::from_utf8_lossy(&bytes);
-        let line = text.trim_end_matches(['\n', '\r']);
-        watch.record(line);
-        if let Some(handler) = &handler {
-            (handler.lock().unwrap())(stream, line);
-        }
-    }
+    })
 }
 
 fn read_from(path: &Path, offset: u64) -> String {
