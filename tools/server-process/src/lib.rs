@@ -435,7 +435,59 @@ fn listening_address(line: &str) -> Option<SocketAddr> {
 
 #[cfg(test)]
 mod tests {
-    use super::listening_address;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::{ServerCommand, Stream, listening_address};
+
+    /// `sh -c SCRIPT --bind 127.0.0.1:0` stands in for the server: the arguments the
+    /// launcher appends become the script's `$0` and `$1`.
+    fn fake_server(script: &str) -> ServerCommand {
+        ServerCommand::new("/bin/sh", &["-c", script])
+    }
+
+    #[tokio::test]
+    async fn finds_the_address_hands_on_every_line_and_stops_the_process() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let seen = lines.clone();
+        let mut server = fake_server(
+            "echo banner; echo \"INFO listening address=127.0.0.1:4321\" >&2; exec sleep 30",
+        )
+        .on_line(move |stream, line| seen.lock().unwrap().push((stream, line.to_owned())))
+        .start()
+        .await
+        .unwrap();
+        assert_eq!(server.url, "http://127.0.0.1:4321");
+        let status = server.stop(Duration::from_secs(10)).await.unwrap();
+        assert!(!status.success());
+        let lines = lines.lock().unwrap();
+        assert!(
+            lines.contains(&(Stream::Stdout, "banner".to_owned())),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|(stream, _)| *stream == Stream::Stderr),
+            "{lines:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_exits_at_start_up_is_an_error_with_its_last_lines() {
+        let log = std::env::temp_dir().join(format!("server-process-{}.log", std::process::id()));
+        std::fs::write(&log, "an earlier run\n").unwrap();
+        for command in [
+            fake_server("echo boom >&2; exit 3"),
+            fake_server("echo boom >&2; exit 3").log_file(&log),
+        ] {
+            let error = command.start().await.err().expect("an error").to_string();
+            assert!(
+                error.contains("exited at start-up") && error.contains("boom"),
+                "{error}"
+            );
+            assert!(!error.contains("an earlier run"), "{error}");
+        }
+        std::fs::remove_file(&log).unwrap();
+    }
 
     #[test]
     fn finds_the_listening_address_in_both_log_formats() {
