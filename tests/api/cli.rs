@@ -1,10 +1,10 @@
 //! The binary itself: the set-up subcommands of the README walk-through, and `serve`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use refunds_server_process::{ServerCommand, ServerProcess, Stream};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -154,60 +154,38 @@ fn bad_settings_fail_at_start_up_with_one_line_naming_them() {
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
 }
 
-/// A server process started from the binary, with its output collected.
-struct ServerProcess {
-    child: Child,
+/// A server process started from the binary, with everything it prints collected.
+struct ServerWithOutput {
+    process: ServerProcess,
     address: String,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
 }
 
-fn collect(
-    pipe: impl std::io::Read + Send + 'static,
-    sink: Arc<Mutex<String>>,
-    address: Option<mpsc::Sender<String>>,
-) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if let (Some(sender), Some(at)) = (&address, line.find("listening"))
-                && let Some(start) = line[at..].find("127.0.0.1:")
-            {
-                let rest = &line[at + start..];
-                let end = rest
-                    .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
-                    .unwrap_or(rest.len());
-                let _ = sender.send(rest[..end].to_owned());
-            }
-            sink.lock().unwrap().push_str(&line);
-            sink.lock().unwrap().push('\n');
-        }
-    });
-}
-
-impl ServerProcess {
-    fn start(args: &[&str], envs: &[(&str, &str)]) -> ServerProcess {
-        let mut child = Command::new(BINARY)
-            .args(args)
-            .args(["--bind", "127.0.0.1:0"])
-            .envs(envs.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+impl ServerWithOutput {
+    async fn start(args: &[&str], envs: &[(&str, &str)]) -> ServerWithOutput {
         let (stdout, stderr) = (Arc::default(), Arc::<Mutex<String>>::default());
-        let (sender, receiver) = mpsc::channel();
-        collect(child.stdout.take().unwrap(), Arc::clone(&stdout), None);
-        collect(
-            child.stderr.take().unwrap(),
-            Arc::clone(&stderr),
-            Some(sender),
-        );
-        let address = receiver
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("no listening line: {}", stderr.lock().unwrap()));
-        ServerProcess {
-            child,
-            address: format!("http://{address}"),
+        let mut command = ServerCommand::new(BINARY, args);
+        for (key, value) in envs {
+            command = command.env(key, value);
+        }
+        let (stdout_sink, stderr_sink) = (Arc::clone(&stdout), Arc::clone(&stderr));
+        let process = command
+            .on_line(move |stream, line| {
+                let sink = match stream {
+                    Stream::Stdout => &stdout_sink,
+                    Stream::Stderr => &stderr_sink,
+                };
+                let mut text = sink.lock().unwrap();
+                text.push_str(line);
+                text.push('\n');
+            })
+            .start()
+            .await
+            .unwrap_or_else(|error| panic!("{error:#}"));
+        ServerWithOutput {
+            address: process.url.clone(),
+            process,
             stdout,
             stderr,
         }
@@ -215,16 +193,7 @@ impl ServerProcess {
 
     /// SIGTERM, then the exit status and everything printed.
     async fn stop(mut self) -> (std::process::ExitStatus, String, String) {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let status = tokio::task::spawn_blocking(move || self.child.wait())
-            .await
-            .unwrap()
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let status = self.process.stop(Duration::from_secs(60)).await.unwrap();
         let stdout = self.stdout.lock().unwrap().clone();
         let stderr = self.stderr.lock().unwrap().clone();
         (status, stdout, stderr)
@@ -253,7 +222,7 @@ async fn drop_database(name: &str) {
 #[tokio::test]
 async fn serve_creates_its_database_and_stops_cleanly_on_sigterm() {
     let (name, url) = fresh_database();
-    let server = ServerProcess::start(&["serve"], &[("DATABASE_URL", &url)]);
+    let server = ServerWithOutput::start(&["serve"], &[("DATABASE_URL", &url)]).await;
     let response = reqwest::get(format!("{}/v1/refunds/", server.address))
         .await
         .unwrap();
@@ -279,7 +248,7 @@ fn banner_value(banner: &str, label: &str) -> String {
 #[tokio::test]
 async fn demo_mode_seeds_an_empty_database_once_and_prints_how_to_use_it() {
     let (name, url) = fresh_database();
-    let server = ServerProcess::start(&["demo"], &[("DATABASE_URL", &url)]);
+    let server = ServerWithOutput::start(&["demo"], &[("DATABASE_URL", &url)]).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let banner = server.stdout.lock().unwrap().clone();
     assert!(banner.contains("demo data created"), "{banner}");
@@ -315,7 +284,7 @@ async fn demo_mode_seeds_an_empty_database_once_and_prints_how_to_use_it() {
     assert!(status.success());
 
     // again on the same database: no new orders, fresh tokens that work
-    let server = ServerProcess::start(&["serve", "--demo"], &[("DATABASE_URL", &url)]);
+    let server = ServerWithOutput::start(&["serve", "--demo"], &[("DATABASE_URL", &url)]).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let banner = server.stdout.lock().unwrap().clone();
     assert!(banner.contains("existing demo data"), "{banner}");
@@ -347,7 +316,8 @@ async fn demo_mode_leaves_a_database_with_other_data_alone(pool: PgPool) {
     refunds_server::organizations::service::create_organization(&pool, "Real Company", None)
         .await
         .unwrap();
-    let server = ServerProcess::start(&["demo"], &[("DATABASE_URL", &database_url(&pool))]);
+    let server =
+        ServerWithOutput::start(&["demo"], &[("DATABASE_URL", &database_url(&pool))]).await;
     let (status, stdout, stderr) = server.stop().await;
     assert!(status.success());
     assert!(!stdout.contains("token"), "{stdout}");
@@ -362,7 +332,7 @@ async fn demo_mode_leaves_a_database_with_other_data_alone(pool: PgPool) {
 #[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn logs_are_json_with_request_ids_and_never_show_tokens_or_bodies(pool: PgPool) {
     let admin_token = format!("admin-{}", Uuid::new_v4().simple());
-    let server = ServerProcess::start(
+    let server = ServerWithOutput::start(
         &["serve"],
         &[
             ("DATABASE_URL", &database_url(&pool)),
@@ -370,7 +340,8 @@ async fn logs_are_json_with_request_ids_and_never_show_tokens_or_bodies(pool: Pg
             ("REFUNDS_ADMIN_TOKEN", &admin_token),
             ("RUST_LOG", "debug"),
         ],
-    );
+    )
+    .await;
     let client = reqwest::Client::new();
     let admin = |path: &str, body: Value| {
         client

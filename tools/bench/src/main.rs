@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use clap::Parser;
 use hdrhistogram::Histogram;
 use hyper::header::HeaderValue;
 use hyper::{Method, StatusCode};
@@ -95,63 +96,56 @@ impl Settings {
     }
 }
 
-const USAGE: &str = "\
-usage: refunds-bench [--quick] [--runs N] [--seconds S] [--orders N] [--list-sizes A,B,C]
-                     [--refunds-per-order K] [--list-requests N]
-
-  --quick              tiny sizes, 2 s phases, 1 run: checks the benchmark works
-  --runs N             runs to take the median of (default 3)
-  --seconds S          measured seconds of each load phase (default 10)
-  --orders N           orders of the create-load organization (default 200000)
-  --list-sizes A,B,C   refunds of the three list organizations (default 10000,100000,1000000)
-  --refunds-per-order  refunds per seeded order in the list organizations (default 10)
-  --list-requests N    sequential requests per list case (default 200)
-
-DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) is the server the
+/// The refunds-server benchmark: seeds a fresh database, measures the server against
+/// pgbench and prints the medians of the runs against the targets.
+#[derive(Parser, Debug)]
+#[command(
+    name = "refunds-bench",
+    after_help = "DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) is the server the
 benchmark database refunds_bench_<random> is created on; PGBENCH overrides the pgbench
-binary; REFUNDS_SERVER_BIN the server binary (default: next to this one).";
+binary; REFUNDS_SERVER_BIN the server binary (default: next to this one)."
+)]
+struct Args {
+    /// Tiny sizes, 2 s phases, 1 run: checks the benchmark works
+    #[arg(long)]
+    quick: bool,
+    /// Runs to take the median of (default 3)
+    #[arg(long, value_name = "N")]
+    runs: Option<usize>,
+    /// Measured seconds of each load phase (default 10)
+    #[arg(long, value_name = "S")]
+    seconds: Option<u64>,
+    /// Orders of the create-load organization (default 200000)
+    #[arg(long, value_name = "N")]
+    orders: Option<u64>,
+    /// Refunds of the list organizations (default 10000,100000,1000000)
+    #[arg(long, value_name = "A,B,C", value_delimiter = ',', value_parser = parse_size)]
+    list_sizes: Option<Vec<u64>>,
+    /// Refunds per seeded order in the list organizations (default 10)
+    #[arg(long, value_name = "K")]
+    refunds_per_order: Option<u64>,
+    /// Sequential requests per list case (default 200)
+    #[arg(long, value_name = "N")]
+    list_requests: Option<usize>,
+}
 
-fn parse_args() -> Result<Settings> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut settings = if args.iter().any(|arg| arg == "--quick") {
+fn parse_size(text: &str) -> Result<u64, std::num::ParseIntError> {
+    text.trim().parse()
+}
+
+/// The settings of `--quick` or of a full run, with the sizes given on the command line.
+fn settings(args: Args) -> Result<Settings> {
+    let mut settings = if args.quick {
         Settings::quick()
     } else {
         Settings::full()
     };
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        let mut value = || {
-            iter.next()
-                .cloned()
-                .with_context(|| format!("{arg} needs a value"))
-        };
-        match arg.as_str() {
-            "--quick" => {}
-            "--runs" => settings.runs = value()?.parse().context("--runs")?,
-            "--seconds" => {
-                settings.window = Duration::from_secs(value()?.parse().context("--seconds")?)
-            }
-            "--orders" => settings.orders = value()?.parse().context("--orders")?,
-            "--refunds-per-order" => {
-                settings.refunds_per_order = value()?.parse().context("--refunds-per-order")?
-            }
-            "--list-requests" => {
-                settings.list_requests = value()?.parse().context("--list-requests")?
-            }
-            "--list-sizes" => {
-                settings.list_sizes = value()?
-                    .split(',')
-                    .map(|size| size.trim().parse())
-                    .collect::<Result<_, _>>()
-                    .context("--list-sizes")?
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
-        }
-    }
+    settings.runs = args.runs.unwrap_or(settings.runs);
+    settings.window = args.seconds.map_or(settings.window, Duration::from_secs);
+    settings.orders = args.orders.unwrap_or(settings.orders);
+    settings.list_sizes = args.list_sizes.unwrap_or(settings.list_sizes);
+    settings.refunds_per_order = args.refunds_per_order.unwrap_or(settings.refunds_per_order);
+    settings.list_requests = args.list_requests.unwrap_or(settings.list_requests);
     if settings.runs == 0 || settings.orders == 0 || settings.list_requests == 0 {
         bail!("--runs, --orders and --list-requests must be positive");
     }
@@ -182,7 +176,7 @@ struct Resources {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
-    let settings = match parse_args() {
+    let settings = match settings(Args::parse()) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("refunds-bench: {error:#}");
@@ -229,18 +223,6 @@ async fn terminated() {
             signal.recv().await;
         }
         Err(_) => std::future::pending().await,
-    }
-}
-
-/// Children die with the benchmark even if it is killed outright (SIGKILL leaves no time to
-/// clean up); otherwise `kill_on_drop` and the explicit stops end them.
-pub fn die_with_parent(command: &mut tokio::process::Command) {
-    // SAFETY: prctl is async-signal-safe and only touches the child being set up.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
     }
 }
 
@@ -355,7 +337,7 @@ async fn run_subprocess(
     limit: Duration,
 ) -> Result<String> {
     let mut command = tokio::process::Command::new(binary);
-    die_with_parent(&mut command);
+    refunds_server_process::die_with_parent(&mut command);
     let child = command
         .args(args)
         .env("DATABASE_URL", database_url)

@@ -106,7 +106,7 @@ pub fn find_binary() -> PathBuf {
 
 pub async fn run(params: &PgbenchParams<'_>) -> Result<PgbenchResult> {
     let mut command = Command::new(params.binary);
-    crate::die_with_parent(&mut command);
+    refunds_server_process::die_with_parent(&mut command);
     command
         .arg("--no-vacuum")
         .args(["--protocol", "prepared"])

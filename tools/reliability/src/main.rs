@@ -21,8 +21,9 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use sqlx::PgPool;
 
+use refunds_server_process::ServerProcess;
 use report::Report;
-use server::{Server, ServerOptions};
+use server::ServerOptions;
 
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const PG_RESTART_FLAG_FILE: &str = "/tmp/allow-pg-restart";
@@ -175,10 +176,14 @@ impl Ctx {
     }
 
     /// Starts a server process whose output goes to `<workdir>/<label>-<n>.log`.
-    pub async fn start_server(&self, label: &str, options: &ServerOptions) -> Result<Server> {
+    pub async fn start_server(
+        &self,
+        label: &str,
+        options: &ServerOptions,
+    ) -> Result<ServerProcess> {
         let n = self.servers_started.fetch_add(1, Ordering::SeqCst);
         let log = self.workdir.join(format!("{label}-{n}.log"));
-        Server::start(&self.binary, log, options).await
+        server::start(&self.binary, log, options).await
     }
 
     /// A random generator for one scenario, derived from the run's seed.

@@ -11,6 +11,7 @@ use anyhow::Result;
 use futures::StreamExt;
 use rand::Rng;
 use rand::distr::Alphanumeric;
+use refunds_server_process::{Memory, memory};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
@@ -29,7 +30,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     options.request_timeout = request_timeout;
     let server = ctx.start_server("bad-input", &options).await?;
     let addr = server.addr;
-    let base = server.base.clone();
+    let base = server.url.clone();
     let admin = Admin::new(&base, &ctx.admin_token);
     let tenant = admin.tenant("badinput", 1).await?;
     let order = admin
@@ -41,7 +42,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
         .await?;
     let token = tenant.token.clone();
     let http = client::http_client(Duration::from_secs(60));
-    let (rss_start, _) = server.memory_kib().unwrap_or_default();
+    let rss_start = server.memory().unwrap_or_default().resident_kib;
     let mut peak = 0u64;
 
     // Memory sampler and valid-request prober, for the whole scenario.
@@ -53,8 +54,8 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
         tokio::spawn(async move {
             let mut max_rss = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                if let Some((rss, _)) = read_memory(pid) {
-                    max_rss = max_rss.max(rss);
+                if let Some(memory) = memory(pid) {
+                    max_rss = max_rss.max(memory.resident_kib);
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -442,7 +443,10 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     stop.store(true, Ordering::Relaxed);
     let max_rss = sampler.await.unwrap_or_default();
     let (latencies, counts, failures) = prober.await?;
-    let (rss_end, hwm) = read_memory(pid).unwrap_or_default();
+    let Memory {
+        resident_kib: rss_end,
+        peak_kib: hwm,
+    } = memory(pid).unwrap_or_default();
     let peak = peak.max(hwm).max(max_rss);
     report.figure(format!(
         "server memory: VmRSS {} MiB at start, {} MiB at the end; peak (VmHWM over the phases) {} MiB; limit {} MiB",
@@ -530,9 +534,7 @@ impl Phase {
 
     /// Prints the phase; answers the server's peak RSS during it (KiB).
     fn finish(self, report: &mut Report) -> u64 {
-        let peak = read_memory(self.pid)
-            .map(|(_, hwm)| hwm)
-            .unwrap_or_default();
+        let peak = memory(self.pid).unwrap_or_default().peak_kib;
         let mut line = format!(
             "{}: {} in {}; server peak RSS {} MiB",
             self.name,
@@ -557,18 +559,6 @@ impl Phase {
         }
         peak
     }
-}
-
-fn read_memory(pid: u32) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|line| line.starts_with(name))
-            .and_then(|line| line.split_whitespace().nth(1))
-            .and_then(|value| value.parse::<u64>().ok())
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 fn fill(open: &str, item: &str, close: &str, size: usize) -> String {

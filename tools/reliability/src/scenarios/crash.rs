@@ -17,7 +17,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let mut options = ctx.options();
     options.request_timeout = 10;
     let mut server = ctx.start_server("crash", &options).await?;
-    let admin = Admin::new(&server.base, &ctx.admin_token);
+    let admin = Admin::new(&server.url, &ctx.admin_token);
     let tenant = admin.tenant("crash", 3).await?;
     let mut orders = Vec::new();
     // Large orders that never run out, and small ones that do (so that 422s happen too).
@@ -44,7 +44,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     }
 
     let http = client::http_client(Duration::from_secs(20));
-    let target: Target = std::sync::Arc::new(tokio::sync::RwLock::new(Some(server.base.clone())));
+    let target: Target = std::sync::Arc::new(tokio::sync::RwLock::new(Some(server.url.clone())));
     let load = Load::start(
         &http,
         &target,
@@ -68,11 +68,11 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
         // New requests wait for the restart; those in flight are cut off by the kill.
         *target.write().await = None;
         let pid = server.pid;
-        server.kill9().await?;
+        server.kill().await?;
         let down = Instant::now();
         server = ctx.start_server("crash", &options).await?;
         restarts.push(down.elapsed());
-        *target.write().await = Some(server.base.clone());
+        *target.write().await = Some(server.url.clone());
         last_restart = Instant::now();
         report.figure(format!(
             "kill {}: SIGKILL to pid {pid}, new pid {} listening after {}",
@@ -123,7 +123,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     verify_logicals(
         ctx,
         &http,
-        &server.base,
+        &server.url,
         tenant.org,
         &tenant.token,
         &logicals,

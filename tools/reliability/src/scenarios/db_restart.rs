@@ -143,7 +143,7 @@ async fn scenario(ctx: &Ctx, report: &mut Report, guard: &mut PgGuard) -> Result
     let mut options = ctx.options();
     options.request_timeout = request_timeout;
     let server = ctx.start_server("db-restart", &options).await?;
-    let admin = Admin::new(&server.base, &ctx.admin_token);
+    let admin = Admin::new(&server.url, &ctx.admin_token);
     let tenant = admin.tenant("dbrestart", 2).await?;
     let mut orders = Vec::new();
     for i in 0..8 {
@@ -169,7 +169,7 @@ async fn scenario(ctx: &Ctx, report: &mut Report, guard: &mut PgGuard) -> Result
     }
 
     let http = client::http_client(Duration::from_secs(request_timeout * 6));
-    let target: Target = Arc::new(tokio::sync::RwLock::new(Some(server.base.clone())));
+    let target: Target = Arc::new(tokio::sync::RwLock::new(Some(server.url.clone())));
     let load = Load::start(
         &http,
         &target,
@@ -189,7 +189,7 @@ async fn scenario(ctx: &Ctx, report: &mut Report, guard: &mut PgGuard) -> Result
     let stop_probe = Arc::new(AtomicBool::new(false));
     let _stop_helpers = StopOnDrop(stop_probe.clone());
     let prober = {
-        let (http, base, stop) = (http.clone(), server.base.clone(), stop_probe.clone());
+        let (http, base, stop) = (http.clone(), server.url.clone(), stop_probe.clone());
         tokio::spawn(async move {
             let mut probes = Vec::new();
             while !stop.load(Ordering::Relaxed) && probes.len() < 20_000 {
@@ -227,7 +227,7 @@ async fn scenario(ctx: &Ctx, report: &mut Report, guard: &mut PgGuard) -> Result
             windows.push((stopping, down, up));
             // Let the server notice before the next outage.
             let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline && !ready(&http, &server.base).await {
+            while Instant::now() < deadline && !ready(&http, &server.url).await {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -400,7 +400,7 @@ async fn scenario(ctx: &Ctx, report: &mut Report, guard: &mut PgGuard) -> Result
     verify_logicals(
         ctx,
         &http,
-        &server.base,
+        &server.url,
         tenant.org,
         &tenant.token,
         &logicals,

@@ -37,7 +37,7 @@ struct Principal {
 
 pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let server = ctx.start_server("isolation", &ctx.options()).await?;
-    let base = server.base.clone();
+    let base = server.url.clone();
     let admin = Admin::new(&base, &ctx.admin_token);
     let http = client::http_client(Duration::from_secs(30));
     let shared_external = format!("shared-{}", Uuid::new_v4().simple());

@@ -16,7 +16,7 @@ use crate::Ctx;
 use crate::client::{self, Admin, OrderSpec, Outcome, Tenant};
 use crate::db;
 use crate::report::{Counts, Latencies, Report, ms};
-use crate::server::Server;
+use refunds_server_process::ServerProcess;
 
 pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let server = ctx.start_server("race", &ctx.options()).await?;
@@ -31,7 +31,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
 pub async fn run_instances(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let mut options = ctx.options();
     options.max_connections = 8;
-    let mut servers: Vec<Server> = Vec::new();
+    let mut servers: Vec<ServerProcess> = Vec::new();
     for _ in 0..3 {
         servers.push(ctx.start_server("instances", &options).await?);
     }
@@ -47,15 +47,20 @@ pub async fn run_instances(ctx: &Ctx, report: &mut Report) -> Result<()> {
     race_suite(ctx, report, &servers, "instances").await?;
     for server in &mut servers {
         report.check(
-            server.is_running(),
+            server.exited().is_none(),
             format!("server {} died during the scenario", server.pid),
         );
     }
     Ok(())
 }
 
-async fn race_suite(ctx: &Ctx, report: &mut Report, servers: &[Server], label: &str) -> Result<()> {
-    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+async fn race_suite(
+    ctx: &Ctx,
+    report: &mut Report,
+    servers: &[ServerProcess],
+    label: &str,
+) -> Result<()> {
+    let bases: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
     let admin = Admin::new(&bases[0], &ctx.admin_token);
     let tenant = admin.tenant(label, 4).await?;
     let http = client::http_client(Duration::from_secs(60));

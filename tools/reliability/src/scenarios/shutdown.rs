@@ -83,7 +83,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     options.shutdown_timeout = drain;
     let mut server = ctx.start_server("shutdown", &options).await?;
     let addr = server.addr;
-    let admin = Admin::new(&server.base, &ctx.admin_token);
+    let admin = Admin::new(&server.url, &ctx.admin_token);
     let tenant = admin.tenant("shutdown", 2).await?;
     let mut orders = Vec::new();
     for i in 0..20 {
@@ -171,7 +171,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
 
     // SIGTERM.
     let signalled = Instant::now();
-    server.signal(libc::SIGTERM);
+    server.terminate();
     let racing: Vec<_> = racing
         .into_iter()
         .map(|(mut conn, mut logical)| {
@@ -187,7 +187,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let draining = server.is_running();
+    let draining = server.exited().is_none();
     let refused = tokio::net::TcpStream::connect(addr).await;
     let refused_kind = match &refused {
         Ok(_) => "accepted".to_owned(),
@@ -386,7 +386,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> Result<()> {
     verify_logicals(
         ctx,
         &http,
-        &checker.base,
+        &checker.url,
         tenant.org,
         &tenant.token,
         &logicals,
@@ -410,7 +410,7 @@ async fn slow_head_at_shutdown(ctx: &Ctx, report: &mut Report) -> Result<()> {
         .await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let signalled = Instant::now();
-    server.signal(libc::SIGTERM);
+    server.terminate();
     let status = server.wait(Duration::from_secs(drain + 10)).await;
     let took = signalled.elapsed();
     report.figure(format!(
