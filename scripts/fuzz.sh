@@ -30,7 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-DATABASE_URL="${BASE_URL_DB%/*}/$DB_NAME" REFUNDS_ADMIN_TOKEN="$ADMIN_TOKEN" RUST_LOG=warn,refunds_server::startup=info \
+DATABASE_URL="${BASE_URL_DB%/*}/$DB_NAME" REFUNDS_ADMIN_TOKEN="$ADMIN_TOKEN" RUST_LOG=warn,refunds_server::app::startup=info \
     target/debug/refunds-server serve --bind 127.0.0.1:0 --request-timeout 10 2>"$WORK/server.log" &
 server_pid=$!
 ADDRESS=""

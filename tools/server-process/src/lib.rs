@@ -99,7 +99,7 @@ impl ServerCommand {
             && let Ok(filter) = std::env::var("RUST_LOG")
             && !filter.trim().is_empty()
         {
-            command.env("RUST_LOG", format!("{filter},refunds_server::startup=info"));
+            command.env("RUST_LOG", format!("{filter},refunds_server::app::startup=info"));
         }
         command.args(["--bind", "127.0.0.1:0"]);
         let mut log = match output {
@@ -491,12 +491,12 @@ mod tests {
 
     #[test]
     fn finds_the_listening_address_in_both_log_formats() {
-        let human = "2026-01-01T00:00:00.000000Z  INFO refunds_server::startup: listening address=127.0.0.1:43125";
+        let human = "2026-01-01T00:00:00.000000Z  INFO refunds_server::app::startup: listening address=127.0.0.1:43125";
         assert_eq!(
             listening_address(human),
             Some("127.0.0.1:43125".parse().unwrap())
         );
-        let json = r#"{"timestamp":"2026-01-01T00:00:00Z","level":"INFO","fields":{"message":"listening","address":"127.0.0.1:43125"},"target":"refunds_server::startup"}"#;
+        let json = r#"{"timestamp":"2026-01-01T00:00:00Z","level":"INFO","fields":{"message":"listening","address":"127.0.0.1:43125"},"target":"refunds_server::app::startup"}"#;
         assert_eq!(
             listening_address(json),
             Some("127.0.0.1:43125".parse().unwrap())
