@@ -318,7 +318,9 @@ def cases(spec):
           post("header.body_over_10mib", {**bad, "comment": "x" * (10 * 1024 * 1024)}),
           post("header.chunked_body", bad, chunked=True),
           post("header.chunked_empty", body="", chunked=True),
-          get("header.request_id", headers=[("X-Request-Id", "abc")])]
+          get("header.request_id", headers=[("X-Request-Id", "abc")]),
+          get("header.origin", headers=[("Origin", "https://example.com")]),
+          post("header.origin.post", bad, headers=[("Origin", "https://example.com")])]
     return c
 
 
