@@ -32,7 +32,7 @@ impl AppState {
     }
 
     pub fn with_admin_token(mut self, token: Option<&str>) -> Self {
-        self.admin_token_hash = token.map(|token| crate::auth::hash_token(token).into());
+        self.admin_token_hash = token.map(|token| crate::domain::hash_token(token).into());
         self
     }
 }

@@ -83,11 +83,7 @@ pub fn generate_token(prefix: &str) -> String {
     format!("{prefix}{secret}")
 }
 
-/// Tokens are stored and looked up only by this hash.
-pub fn hash_token(token: &str) -> Vec<u8> {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(token.as_bytes()).to_vec()
-}
+pub use crate::domain::hash_token;
 
 #[cfg(test)]
 mod tests {

@@ -7,5 +7,11 @@ pub mod money;
 pub mod status;
 
 pub use error::{Error, Result};
+
+/// Secrets (access tokens, the admin token) are stored and compared only as this hash.
+pub fn hash_token(token: &str) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes()).to_vec()
+}
 pub use money::{OrderAmounts, RefundSplit};
 pub use status::{DisputeStatus, OrderStatus, RefundReason, RefundStatus};

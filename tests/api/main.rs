@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server on a real socket, a fresh PostgreSQL database per test.
 
 mod admin;
+mod architecture;
 mod auth;
 mod cli;
 mod concurrency;

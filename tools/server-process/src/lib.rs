@@ -99,7 +99,10 @@ impl ServerCommand {
             && let Ok(filter) = std::env::var("RUST_LOG")
             && !filter.trim().is_empty()
         {
-            command.env("RUST_LOG", format!("{filter},refunds_server::app::startup=info"));
+            command.env(
+                "RUST_LOG",
+                format!("{filter},refunds_server::app::startup=info"),
+            );
         }
         command.args(["--bind", "127.0.0.1:0"]);
         let mut log = match output {
