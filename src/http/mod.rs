@@ -11,21 +11,19 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::polar::error::{detail_only, internal_error, json_response};
+use crate::polar::error::{MAX_BODY_BYTES, detail_only, internal_error, json_response};
 
 pub const POLAR_VERSION_HEADER: &str = "polar-version";
 const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const DEFAULT_POLAR_VERSION: &str = "2026-04";
 pub const SUPPORTED_POLAR_VERSIONS: &[&str] = &["2026-04", "2026-10", "2027-01"];
-/// Polar's `API_MAX_REQUEST_BODY_SIZE`.
-pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
 /// Wraps a router of resolved routes (state applied) in the layers every request passes:
 /// request ids and tracing, panic catching, metrics, the body limit, Polar's versions and
@@ -58,6 +56,77 @@ pub fn with_edge_layers(routes: Router, request_timeout: Duration) -> Router {
     Router::new()
         .fallback_service(routed)
         .layer(middleware::from_fn(allow_first_method))
+        .layer(middleware::from_fn(cross_origin))
+}
+
+/// The request headers a browser may send cross-origin: the CORS-safelisted ones and the two
+/// the API reads.
+const CORS_ALLOWED_HEADERS: &str =
+    "Accept, Accept-Language, Authorization, Content-Language, Content-Type, Polar-Version";
+
+/// Polar lets browsers of any origin call its API without credentials (tokens travel in the
+/// Authorization header, never in cookies), and answers preflights itself.
+async fn cross_origin(request: Request, next: Next) -> Response {
+    if !request.headers().contains_key(header::ORIGIN) {
+        return next.run(request).await;
+    }
+    let preflight = request.method() == axum::http::Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if !preflight {
+        let mut response = next.run(request).await;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Polar-Version"),
+        );
+        return response;
+    }
+    let allowed = CORS_ALLOWED_HEADERS.to_ascii_lowercase();
+    let allowed: Vec<&str> = allowed.split(", ").collect();
+    let requested = request
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let refused = requested
+        .split(',')
+        .map(str::trim)
+        .any(|name| !name.is_empty() && !allowed.contains(&name));
+    let (status, body) = if refused {
+        (StatusCode::BAD_REQUEST, "Disallowed CORS headers")
+    } else {
+        (StatusCode::OK, "OK")
+    };
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(CORS_ALLOWED_HEADERS),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    response
 }
 
 /// Counts requests and their latency by route template and status.
@@ -121,7 +190,9 @@ async fn drop_unusable_request_id(mut request: Request) -> Request {
 async fn private_answers(request: Request, next: Next) -> Response {
     let cacheable = request.uri().path().starts_with("/docs");
     let mut response = next.run(request).await;
-    if !cacheable && !response.headers().contains_key(header::CACHE_CONTROL) {
+    // Polar refuses an oversized body before its caching policy applies.
+    let refused_early = response.status() == StatusCode::PAYLOAD_TOO_LARGE;
+    if !cacheable && !refused_early && !response.headers().contains_key(header::CACHE_CONTROL) {
         response.headers_mut().insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("private, no-store"),
@@ -133,7 +204,25 @@ async fn private_answers(request: Request, next: Next) -> Response {
 /// Starlette answers a wrong method with the methods of the first route whose path matched,
 /// which for Polar's collections is the list route alone; axum lists every method of the path.
 async fn allow_first_method(request: Request, next: Next) -> Response {
+    // FastAPI's routes take no HEAD: a HEAD to an API path Polar serves answers 405.
+    let head_to_api =
+        request.method() == axum::http::Method::HEAD && request.uri().path().starts_with("/v1/");
     let mut response = next.run(request).await;
+    if head_to_api && response.status() != StatusCode::NOT_FOUND {
+        let mut refused = detail_only(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+        let headers = refused.headers_mut();
+        for name in [REQUEST_ID_HEADER, POLAR_VERSION_HEADER] {
+            if let Some(value) = response.headers().get(name) {
+                headers.insert(name, value.clone());
+            }
+        }
+        headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+        return refused;
+    }
     if response.status() == StatusCode::METHOD_NOT_ALLOWED
         && let Some(allow) = response.headers().get(header::ALLOW)
     {

@@ -6,6 +6,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::validation::ValidationIssue;
+
+/// Polar's `API_MAX_REQUEST_BODY_SIZE`.
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 use crate::domain::Error;
 
 /// What a Polar-shaped route answers when it cannot answer with success.
@@ -123,7 +126,9 @@ impl IntoResponse for ApiError {
             ApiError::PayloadTooLarge => polar(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestBodyTooLarge",
-                "Request body is too large",
+                format!(
+                    "Request body exceeded the maximum allowed size of {MAX_BODY_BYTES} bytes."
+                ),
             ),
         }
     }

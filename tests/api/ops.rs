@@ -390,6 +390,12 @@ async fn an_oversized_body_is_refused_with_413(pool: PgPool) {
         .await;
     assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(response.json()["error"], "RequestBodyTooLarge");
+    assert_eq!(
+        response.json()["detail"],
+        "Request body exceeded the maximum allowed size of 10485760 bytes."
+    );
+    // refused before any caching policy applies, as Polar does
+    assert_eq!(response.header("cache-control"), None);
     let _: Value = response.json();
 }
 

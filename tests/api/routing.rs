@@ -59,6 +59,13 @@ async fn unknown_routes_and_methods_answer_like_starlette(pool: PgPool) {
         assert_eq!(response.json(), json!({"detail": "Method Not Allowed"}));
         assert_eq!(response.header("allow"), Some("GET"), "{method}");
     }
+    // FastAPI's routes take no HEAD
+    let head = app
+        .request(Method::HEAD, "/v1/refunds/", Some(&org.read_token), None)
+        .await;
+    assert_eq!(head.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(head.header("allow"), Some("GET"));
+    assert!(head.header("x-request-id").is_some());
 }
 
 #[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
@@ -218,5 +225,58 @@ async fn a_body_of_too_many_values_is_refused_before_parsing(pool: PgPool) {
     assert_eq!(
         response.json(),
         json!({"detail": "There was an error parsing the body"})
+    );
+}
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn browsers_of_any_origin_may_call_the_api_without_credentials(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let org = app.organization("Acme").await;
+    let preflight = app
+        .client
+        .request(Method::OPTIONS, format!("{}/v1/refunds/", app.address))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), StatusCode::OK);
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert_eq!(
+        headers["access-control-allow-methods"],
+        "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
+    );
+    assert_eq!(headers["access-control-max-age"], "600");
+    assert_eq!(preflight.text().await.unwrap(), "OK");
+
+    let refused = app
+        .client
+        .request(Method::OPTIONS, format!("{}/v1/refunds/", app.address))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "x-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+
+    let listed = app
+        .client
+        .get(format!("{}/v1/refunds/", app.address))
+        .bearer_auth(&org.read_token)
+        .header("origin", "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    assert_eq!(listed.headers()["access-control-allow-origin"], "*");
+    assert_eq!(
+        listed.headers()["access-control-expose-headers"],
+        "Polar-Version"
     );
 }
