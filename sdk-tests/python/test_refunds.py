@@ -297,7 +297,7 @@ def test_read_only_token_lists_but_cannot_create(sdk, merchant, admin):
     assert ids(items) == [made.id] and pagination.total_count == 1
 
     # The SDKs declare 403 on create as RefundedAlready only. Against Polar itself a scope
-    # error is an OAuth2 body, which neither typed build can parse (CONTRACT §14.4).
+    # error is an OAuth2 body, which neither typed build can parse.
     with pytest.raises(Exception) as exc:
         sdk.create(merchant.read_token, order_id=order, reason="other", amount=100)
     error = exc.value

@@ -388,7 +388,7 @@ export function defineSuite(build, loadSdk) {
       assert.deepEqual(ids(items), [made.id]);
       assert.equal(pagination.total_count, 1);
 
-      // The SDKs declare 403 on create as RefundedAlready only (CONTRACT §14.4); the scope
+      // The SDKs declare 403 on create as RefundedAlready only; the scope
       // error is an OAuth2 body, as it is against Polar.
       const err = await rejects(() => sdk.create(m.readToken, { order_id: order, reason: "other", amount: 100 }));
       if (sdk.build === "1") {
