@@ -7,7 +7,7 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -21,8 +21,8 @@ use crate::http::extract::AdminJson;
 use crate::orders::model::OrderView;
 use crate::orders::service::{self as orders, PaidOrderInput};
 use crate::organizations::{Organization, User, service as organizations};
+use crate::polar::parse::path_uuid;
 use crate::polar::schema::{ErrorBody, HttpValidationError};
-use crate::polar::validation::ValidationIssue;
 use crate::polar::{ApiError, ApiResult};
 use crate::refunds::disputes;
 use crate::state::AppState;
@@ -100,19 +100,9 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// A path id, answered in the 422 shape when it is not a UUID.
+/// A path id; a bad one is answered as the Polar routes answer it.
 fn path_id(raw: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|error| {
-        ApiError::RequestValidation(vec![
-            ValidationIssue::new(
-                "uuid_parsing",
-                crate::loc!["path", "id"],
-                format!("Input should be a valid UUID, {error}"),
-                json!(raw),
-            )
-            .with_ctx(json!({"error": error.to_string()})),
-        ])
-    })
+    path_uuid(raw, "id").map_err(ApiError::RequestValidation)
 }
 
 type Created<T> = (StatusCode, Json<T>);

@@ -3,6 +3,7 @@
 //! OpenAPI schemas of those shapes, and the one mapping of failures to Polar's bodies.
 
 pub mod error;
+pub mod parse;
 pub mod schema;
 pub mod timestamp;
 pub mod validation;
