@@ -33,7 +33,7 @@ pub fn parse_list_query(raw_query: Option<&str>) -> Result<ListQuery, Vec<Valida
     let limit = issues.take(query_positive_int(&params, "limit", DEFAULT_LIMIT));
     let sorting = issues.take(query_sorting(
         &params,
-        &sort_criteria(),
+        SORT_CRITERIA,
         &[RefundSort::CreatedAtDesc],
     ));
     let ids = issues.take(query_uuid_list(&params, "id"));
@@ -84,13 +84,13 @@ pub fn parse_list_query(raw_query: Option<&str>) -> Result<ListQuery, Vec<Valida
     })
 }
 
-/// The sort criteria by the names clients give them.
-fn sort_criteria() -> Vec<(&'static str, RefundSort)> {
-    RefundSort::ALL
-        .iter()
-        .map(|sort| (sort.as_str(), *sort))
-        .collect()
-}
+/// The sort criteria by the names clients give them, in the order pydantic lists them.
+const SORT_CRITERIA: &[(&str, RefundSort)] = &[
+    ("created_at", RefundSort::CreatedAt),
+    ("-created_at", RefundSort::CreatedAtDesc),
+    ("amount", RefundSort::Amount),
+    ("-amount", RefundSort::AmountDesc),
+];
 
 /// The accepted reasons as pydantic lists them: the `Literal` holds `StrEnum` members, so
 /// their Python reprs end up in the message.

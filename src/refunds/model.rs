@@ -20,23 +20,13 @@ use crate::polar::timestamp;
 #[schema(as = RefundSortProperty)]
 pub enum RefundSort {
     #[serde(rename = "created_at")]
-    #[strum(serialize = "created_at")]
     CreatedAt,
     #[serde(rename = "-created_at")]
-    #[strum(serialize = "-created_at")]
     CreatedAtDesc,
     #[serde(rename = "amount")]
-    #[strum(serialize = "amount")]
     Amount,
     #[serde(rename = "-amount")]
-    #[strum(serialize = "-amount")]
     AmountDesc,
-}
-
-impl RefundSort {
-    pub fn parse(text: &str) -> Option<Self> {
-        text.parse().ok()
-    }
 }
 
 // Polar's `Refund` schema; field order is the order Polar emits.

@@ -598,3 +598,28 @@ async fn numbers_beyond_64_bits_keep_every_digit(pool: PgPool) {
         refused.text
     );
 }
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_float_amount_beyond_64_bits_is_too_large_to_be_an_integer(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let org = app.organization("Acme").await;
+    let order_id = app.order(org.id, 1000, 0).await;
+    let body = format!(r#"{{"order_id": "{order_id}", "reason": "other", "amount": 1e20}}"#);
+    let refused = app
+        .post_raw(
+            &org.write_token,
+            Some("application/json"),
+            body.into_bytes(),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        refused.json(),
+        json!({"error": "RequestValidationError", "detail": [{
+            "type": "int_parsing_size",
+            "loc": ["body", "amount"],
+            "msg": "Unable to parse input string as an integer, exceeded maximum size",
+            "input": 1e20
+        }]})
+    );
+}

@@ -25,12 +25,17 @@ fn int_from_number(number: &Number) -> Result<i64, Failure> {
     if is_integer_literal(&text) {
         return Ok(parse_saturating(&text));
     }
+    // pydantic-core's `float_as_int`: a fraction first, then a float outside i64 (which,
+    // unlike an integer, pydantic does not read as a big integer).
     let float = number.as_f64().unwrap_or(0.0);
     if float.fract() != 0.0 {
         return Err(Failure::int_from_float());
     }
-    // `as` saturates at the bounds of i64.
-    Ok(float as i64)
+    if (i64::MIN as f64) < float && float < (i64::MAX as f64) {
+        Ok(float as i64)
+    } else {
+        Err(Failure::int_parsing_size())
+    }
 }
 
 /// pydantic-core's `str_as_int`: a plain integer, else the same text cleaned of surrounding
