@@ -51,18 +51,20 @@ for net in 1000 5000 99999; do
     admin /admin/orders "{\"organization_id\": \"$ORG\", \"customer_id\": \"$CUSTOMER\", \"net_amount\": $net, \"tax_amount\": 250, \"currency\": \"usd\"}" >/dev/null
 done
 
-run() { # tag, authorization header, report name
+run() { # tag, authorization header, checks to leave out besides positive_data_acceptance
     echo "== schemathesis: $1 operations"
     PYTHONPATH=scripts/fuzz SCHEMATHESIS_HOOKS=hooks \
         "$VENV/bin/schemathesis" run "$BASE/openapi.json" \
         --include-tag "$1" ${2:+--header "Authorization: Bearer $2"} \
-        --checks all --exclude-checks positive_data_acceptance \
+        --checks all --exclude-checks "positive_data_acceptance${3:+,$3}" \
         --seed "$SEED" --max-examples "$EXAMPLES" --generation-database none \
         --workers 1 --request-timeout 15 --no-color \
         --report har --report-har-path "$WORK/$1.har"
 }
 status=0
-run refunds "$TOKEN" || status=1
+# Polar answers a wrong method on /v1/refunds/ with `Allow: GET` (the list route's methods
+# only), and so does this server: the Allow check would ask for POST as well.
+run refunds "$TOKEN" allow_header_conformance || status=1
 run admin "$ADMIN_TOKEN" || status=1
 run operations "" || status=1
 

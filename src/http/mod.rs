@@ -201,12 +201,13 @@ async fn private_answers(request: Request, next: Next) -> Response {
     response
 }
 
-/// Starlette answers a wrong method with the methods of the first route whose path matched,
-/// which for Polar's collections is the list route alone; axum lists every method of the path.
+/// On Polar's paths, Starlette answers a wrong method with the methods of the first route
+/// whose path matched, which for Polar's collections is the list route alone; axum lists
+/// every method of the path, as the routes of our own (admin, operations) keep doing.
 async fn allow_first_method(request: Request, next: Next) -> Response {
+    let polar_path = request.uri().path().starts_with("/v1/");
     // FastAPI's routes take no HEAD: a HEAD to an API path Polar serves answers 405.
-    let head_to_api =
-        request.method() == axum::http::Method::HEAD && request.uri().path().starts_with("/v1/");
+    let head_to_api = polar_path && request.method() == axum::http::Method::HEAD;
     let mut response = next.run(request).await;
     if head_to_api && response.status() != StatusCode::NOT_FOUND {
         let mut refused = detail_only(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
@@ -223,7 +224,8 @@ async fn allow_first_method(request: Request, next: Next) -> Response {
         );
         return refused;
     }
-    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+    if polar_path
+        && response.status() == StatusCode::METHOD_NOT_ALLOWED
         && let Some(allow) = response.headers().get(header::ALLOW)
     {
         let first = allow
