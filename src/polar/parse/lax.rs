@@ -16,7 +16,8 @@ pub fn check_int(value: &Value) -> Result<i64, Failure> {
     }
 }
 
-/// Integers beyond `i64` saturate (no refund can hold them, and the input is echoed as sent).
+/// Integers beyond `i64` saturate: no stored amount can hold them, and the input is echoed
+/// as sent.
 fn int_from_number(number: &Number) -> Result<i64, Failure> {
     if let Some(integer) = number.as_i64() {
         return Ok(integer);
@@ -198,7 +199,7 @@ pub fn check_uuid4(value: &Value) -> Result<Uuid, Failure> {
 }
 
 /// A UUID of version 4 and the RFC 4122 variant, in any form the `uuid` crate reads.
-pub fn check_uuid4_str(text: &str) -> Result<Uuid, Failure> {
+pub(super) fn check_uuid4_str(text: &str) -> Result<Uuid, Failure> {
     let uuid = parse_uuid(text).map_err(|error| Failure::uuid_parsing(&error))?;
     if uuid.get_version_num() != 4 || uuid.get_variant() != uuid::Variant::RFC4122 {
         return Err(Failure::uuid_version());
