@@ -106,6 +106,13 @@ async fn cross_origin(request: Request, next: Next) -> Response {
     };
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
+    // Polar's version middleware runs before its CORS answer, so a preflight names a version.
+    headers.insert(
+        POLAR_VERSION_HEADER,
+        HeaderValue::from_static(
+            resolved_version(request.headers()).unwrap_or(DEFAULT_POLAR_VERSION),
+        ),
+    );
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -184,14 +191,19 @@ async fn drop_unusable_request_id(mut request: Request) -> Request {
     request
 }
 
+/// Marks an answer given before the caching policy applies.
+#[derive(Clone, Copy)]
+struct NoCachePolicy;
+
 /// Refunds and orders are private financial data: like Polar, every API answer forbids
 /// caching unless it chose its own policy (the OAuth errors say `no-store`). The API
 /// reference's static assets may be cached.
 async fn private_answers(request: Request, next: Next) -> Response {
     let cacheable = request.uri().path().starts_with("/docs");
     let mut response = next.run(request).await;
-    // Polar refuses an oversized body before its caching policy applies.
-    let refused_early = response.status() == StatusCode::PAYLOAD_TOO_LARGE;
+    // Polar refuses an oversized body or an unknown version before its caching policy applies.
+    let refused_early = response.status() == StatusCode::PAYLOAD_TOO_LARGE
+        || response.extensions().get::<NoCachePolicy>().is_some();
     if !cacheable && !refused_early && !response.headers().contains_key(header::CACHE_CONTROL) {
         response.headers_mut().insert(
             header::CACHE_CONTROL,
@@ -267,26 +279,33 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
 /// Accepts the API versions Polar's clients send and echoes the resolved one. Like Polar,
 /// an unsupported version answers 404 for every path, and an empty header counts as none.
 async fn polar_version(request: Request, next: Next) -> Response {
-    let requested = request
-        .headers()
-        .get(POLAR_VERSION_HEADER)
-        .map(|value| value.as_bytes().trim_ascii())
-        .filter(|value| !value.is_empty());
-    let version = match requested {
-        None => DEFAULT_POLAR_VERSION,
-        Some(value) => match SUPPORTED_POLAR_VERSIONS
-            .iter()
-            .find(|supported| value == supported.as_bytes())
-        {
-            Some(supported) => supported,
-            None => return detail_only(StatusCode::NOT_FOUND, "Not Found"),
-        },
+    let Some(version) = resolved_version(request.headers()) else {
+        // Polar refuses an unknown version before its caching policy applies.
+        let mut refused = detail_only(StatusCode::NOT_FOUND, "Not Found");
+        refused.extensions_mut().insert(NoCachePolicy);
+        return refused;
     };
     let mut response = next.run(request).await;
     response
         .headers_mut()
         .insert(POLAR_VERSION_HEADER, HeaderValue::from_static(version));
     response
+}
+
+/// The version a request asks for: the default when it names none, `None` when it names one
+/// Polar does not know.
+fn resolved_version(headers: &axum::http::HeaderMap) -> Option<&'static str> {
+    let requested = headers
+        .get(POLAR_VERSION_HEADER)
+        .map(|value| value.as_bytes().trim_ascii())
+        .filter(|value| !value.is_empty());
+    match requested {
+        None => Some(DEFAULT_POLAR_VERSION),
+        Some(value) => SUPPORTED_POLAR_VERSIONS
+            .iter()
+            .find(|supported| value == supported.as_bytes())
+            .copied(),
+    }
 }
 
 /// Collapses repeated slashes (an SDK joining a base URL that ends in `/`) and strips

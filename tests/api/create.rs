@@ -623,3 +623,32 @@ async fn a_float_amount_beyond_64_bits_is_too_large_to_be_an_integer(pool: PgPoo
         }]})
     );
 }
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn an_integer_beyond_64_bits_is_no_boolean_candidate(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let org = app.organization("Acme").await;
+    let order_id = app.order(org.id, 1000, 0).await;
+    for (sent, kind) in [
+        ("-100000000000000000000", "bool_type"),
+        ("2", "bool_parsing"),
+    ] {
+        let body = format!(
+            r#"{{"order_id": "{order_id}", "reason": "other", "amount": 1, "revoke_benefits": {sent}}}"#
+        );
+        let refused = app
+            .post_raw(
+                &org.write_token,
+                Some("application/json"),
+                body.into_bytes(),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused.json()["detail"][0]["type"], kind, "{sent}");
+        assert!(
+            refused.text.contains(&format!(r#""input":{sent}"#)),
+            "{}",
+            refused.text
+        );
+    }
+}

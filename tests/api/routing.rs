@@ -99,6 +99,8 @@ async fn polar_version_is_accepted_echoed_and_defaulted(pool: PgPool) {
     for version in ["2025-01", "latest"] {
         let response = send(Some(version)).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{version:?}");
+        // refused before Polar's caching policy applies
+        assert!(!response.headers().contains_key("cache-control"));
         assert_eq!(
             response.json::<serde_json::Value>().await.unwrap(),
             json!({"detail": "Not Found"})
@@ -252,6 +254,7 @@ async fn browsers_of_any_origin_may_call_the_api_without_credentials(pool: PgPoo
         "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
     );
     assert_eq!(headers["access-control-max-age"], "600");
+    assert_eq!(headers["polar-version"], "2026-04");
     assert_eq!(preflight.text().await.unwrap(), "OK");
 
     let refused = app

@@ -199,7 +199,7 @@ def cases(spec):
           post("auth.token_trailing_space", bad, auth=None, headers=[("Authorization", "Bearer {{token.a_rw}}  ")]),
           post("auth.two_headers", bad, auth=None, headers=[("Authorization", "Bearer {{token.a_rw}}"), ("Authorization", "Bearer abc")]),
           post("auth.read_only.valid", refund("untaxed", 1), auth="a_ro"),
-          post("auth.read_only.invalid_body", body="{", auth="a_ro"),
+          post("auth.read_only.invalid_body", body="{", auth="a_ro", tags=["read-only", "body-syntax"]),
           post("auth.read_only.no_body", auth="a_ro"),
           get("auth.get.none", auth=None),
           get("auth.get.bearer_no_token", auth=None, headers=[("Authorization", "Bearer")]),
@@ -399,6 +399,8 @@ def mutate_create(rng, i):
         what.append("broken")
     if auth is None:
         tags.append("noauth")
+    if auth == "a_ro":
+        tags.append("read-only")
     case = post(f"mut.{i:03d}.create[{','.join(what)}]", body=body, auth=auth, tags=tags)
     return case
 

@@ -159,10 +159,13 @@ pub fn check_bool(value: &Value) -> Result<bool, Failure> {
 /// Only 0 and 1 are booleans; a float with a fraction is not even a candidate.
 fn bool_from_number(number: &Number) -> Result<bool, Failure> {
     if is_integer_literal(&number.to_string()) {
+        // pydantic-core reads an integer beyond i64 as a big integer, which no boolean
+        // accepts as a candidate at all.
         return match number.as_i64() {
             Some(0) => Ok(false),
             Some(1) => Ok(true),
-            _ => Err(Failure::bool_parsing()),
+            Some(_) => Err(Failure::bool_parsing()),
+            None => Err(Failure::bool_type()),
         };
     }
     let float = number.as_f64().unwrap_or(0.0);
