@@ -76,14 +76,12 @@ async fn cross_origin(request: Request, next: Next) -> Response {
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     if !preflight {
         let mut response = next.run(request).await;
-        let headers = response.headers_mut();
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("Polar-Version"),
+        insert_static(
+            response.headers_mut(),
+            &[
+                (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+                (header::ACCESS_CONTROL_EXPOSE_HEADERS, "Polar-Version"),
+            ],
         );
         return response;
     }
@@ -104,36 +102,36 @@ async fn cross_origin(request: Request, next: Next) -> Response {
     } else {
         (StatusCode::OK, "OK")
     };
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
     // Polar's version middleware runs before its CORS answer, so a preflight names a version.
-    headers.insert(
-        POLAR_VERSION_HEADER,
-        HeaderValue::from_static(
-            resolved_version(request.headers()).unwrap_or(DEFAULT_POLAR_VERSION),
-        ),
-    );
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static(CORS_ALLOWED_HEADERS),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("600"),
+    let version = resolved_version(request.headers()).unwrap_or(DEFAULT_POLAR_VERSION);
+    let mut response = (status, body).into_response();
+    insert_static(
+        response.headers_mut(),
+        &[
+            (
+                header::HeaderName::from_static(POLAR_VERSION_HEADER),
+                version,
+            ),
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT",
+            ),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, CORS_ALLOWED_HEADERS),
+            (header::ACCESS_CONTROL_MAX_AGE, "600"),
+        ],
     );
     response
+}
+
+fn insert_static(
+    headers: &mut axum::http::HeaderMap,
+    values: &[(header::HeaderName, &'static str)],
+) {
+    for (name, value) in values {
+        headers.insert(name.clone(), HeaderValue::from_static(value));
+    }
 }
 
 /// Counts requests and their latency by route template and status.
