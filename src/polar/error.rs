@@ -37,17 +37,6 @@ impl ApiError {
             amount_input,
         )
     }
-
-    /// A short stable name for metrics and logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ApiError::Domain(error) => error.kind(),
-            ApiError::RequestValidation(_) => "invalid_request",
-            ApiError::Rejected(_) => "rejected_request",
-            ApiError::UnreadableBody => "unreadable_body",
-            ApiError::PayloadTooLarge => "payload_too_large",
-        }
-    }
 }
 
 impl From<Error> for ApiError {
