@@ -18,7 +18,10 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::polar::error::{MAX_BODY_BYTES, detail_only, internal_error, json_response};
+use crate::polar::error::{
+    BeforeCachingPolicy, MAX_BODY_BYTES, detail_only, internal_error, json_response,
+    refused_before_caching_policy,
+};
 
 pub const POLAR_VERSION_HEADER: &str = "polar-version";
 const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -189,19 +192,13 @@ async fn drop_unusable_request_id(mut request: Request) -> Request {
     request
 }
 
-/// Marks an answer given before the caching policy applies.
-#[derive(Clone, Copy)]
-struct NoCachePolicy;
-
 /// Refunds and orders are private financial data: like Polar, every API answer forbids
 /// caching unless it chose its own policy (the OAuth errors say `no-store`). The API
 /// reference's static assets may be cached.
 async fn private_answers(request: Request, next: Next) -> Response {
     let cacheable = request.uri().path().starts_with("/docs");
     let mut response = next.run(request).await;
-    // Polar refuses an oversized body or an unknown version before its caching policy applies.
-    let refused_early = response.status() == StatusCode::PAYLOAD_TOO_LARGE
-        || response.extensions().get::<NoCachePolicy>().is_some();
+    let refused_early = response.extensions().get::<BeforeCachingPolicy>().is_some();
     if !cacheable && !refused_early && !response.headers().contains_key(header::CACHE_CONTROL) {
         response.headers_mut().insert(
             header::CACHE_CONTROL,
@@ -278,10 +275,7 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
 /// an unsupported version answers 404 for every path, and an empty header counts as none.
 async fn polar_version(request: Request, next: Next) -> Response {
     let Some(version) = resolved_version(request.headers()) else {
-        // Polar refuses an unknown version before its caching policy applies.
-        let mut refused = detail_only(StatusCode::NOT_FOUND, "Not Found");
-        refused.extensions_mut().insert(NoCachePolicy);
-        return refused;
+        return refused_before_caching_policy(detail_only(StatusCode::NOT_FOUND, "Not Found"));
     };
     let mut response = next.run(request).await;
     response

@@ -7,6 +7,16 @@ use serde_json::{Value, json};
 
 use super::validation::ValidationIssue;
 
+/// Marks an answer Polar gives before its caching policy applies (an oversized body, an
+/// unknown version): the layer that forbids caching leaves it as it is.
+#[derive(Clone, Copy)]
+pub struct BeforeCachingPolicy;
+
+pub fn refused_before_caching_policy(mut response: Response) -> Response {
+    response.extensions_mut().insert(BeforeCachingPolicy);
+    response
+}
+
 /// Polar's `API_MAX_REQUEST_BODY_SIZE`.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 use crate::domain::Error;
@@ -112,13 +122,13 @@ impl IntoResponse for ApiError {
                 StatusCode::BAD_REQUEST,
                 "There was an error parsing the body",
             ),
-            ApiError::PayloadTooLarge => polar(
+            ApiError::PayloadTooLarge => refused_before_caching_policy(polar(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestBodyTooLarge",
                 format!(
                     "Request body exceeded the maximum allowed size of {MAX_BODY_BYTES} bytes."
                 ),
-            ),
+            )),
         }
     }
 }
