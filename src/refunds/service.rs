@@ -10,7 +10,7 @@ use super::model::{ListQuery, Refund, RefundCreate};
 use super::repo::{self, NewRefund};
 use crate::auth::Principal;
 use crate::disputes::model::RefundDispute;
-use crate::domain::money::RefundSplit;
+use crate::domain::money::{OrderAmounts, RefundSplit};
 use crate::domain::{Error, OrderStatus, RefundReason, RefundStatus, Result};
 use crate::orders::repo::{self as orders_repo, LockedOrder};
 use crate::payments::{ProcessorError, ProcessorOutcome, ProcessorRefund, ProcessorRefundState};
@@ -51,19 +51,19 @@ pub async fn create_refund(
         tax_amount: split.tax_amount,
         currency: order.currency.clone(),
     };
-    let record = |status, processor_id| RefundRecord {
+    let mut record = RefundRecord {
         id: refund_id,
-        status,
+        status: RefundStatus::Pending,
         reason: input.reason,
         split,
         subscription_id: order.subscription_id,
         payment_id,
         dispute: None,
-        comment: input.comment.clone(),
+        comment: input.comment,
         processor: processor.name(),
-        processor_id,
+        processor_id: None,
         revoke_benefits: input.revoke_benefits,
-        metadata: input.metadata.clone(),
+        metadata: input.metadata,
     };
 
     if processor.answers_in_process() {
@@ -71,14 +71,14 @@ pub async fn create_refund(
             .refund(&request)
             .await
             .map_err(|error| refusal(error, order.id))?;
-        let status = status_of(outcome.state);
-        let refund =
-            record_refund(&mut tx, &order, record(status, Some(outcome.processor_id))).await?;
+        record.status = status_of(outcome.state);
+        record.processor_id = Some(outcome.processor_id);
+        let refund = record_refund(&mut tx, &order, record).await?;
         tx.commit().await?;
         return Ok(refund);
     }
 
-    let pending = record_refund(&mut tx, &order, record(RefundStatus::Pending, None)).await?;
+    let pending = record_refund(&mut tx, &order, record).await?;
     tx.commit().await?;
     let answer = processor.refund(&request).await;
     settle_new_refund(state, pending, answer).await
@@ -185,11 +185,22 @@ pub async fn move_refund(
         RefundStatus::Pending => {}
     }
     let moved_at = repo::set_status(&mut *conn, refund.id, status, processor_id).await?;
-    if amounts != order.amounts {
-        let order_status = amounts.status_after(&order.amounts, order.status);
-        orders_repo::update_refund_totals(conn, order.id, &amounts, order_status).await?;
-    }
+    save_counters(conn, &order, &amounts).await?;
     Ok(moved_at)
+}
+
+/// Writes a locked order's counters, and the status that follows them, when a move changed
+/// them.
+async fn save_counters(
+    conn: &mut PgConnection,
+    order: &LockedOrder,
+    amounts: &OrderAmounts,
+) -> Result<()> {
+    if *amounts != order.amounts {
+        let status = amounts.status_after(&order.amounts, order.status);
+        orders_repo::update_refund_totals(conn, order.id, amounts, status).await?;
+    }
+    Ok(())
 }
 
 /// A refund about to be written for a locked order.
@@ -241,10 +252,7 @@ pub async fn record_refund(
         },
     )
     .await?;
-    if amounts != order.amounts {
-        let status = amounts.status_after(&order.amounts, order.status);
-        orders_repo::update_refund_totals(conn, order.id, &amounts, status).await?;
-    }
+    save_counters(conn, order, &amounts).await?;
     Ok(Refund {
         created_at,
         modified_at: None,
