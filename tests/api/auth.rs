@@ -158,6 +158,9 @@ async fn scopes_decide_who_lists_and_who_creates(pool: PgPool) {
         response.header("www-authenticate"),
         Some(format!(r#"Bearer realm="polar", scope="refunds:write", error="insufficient_scope", error_description="{INSUFFICIENT_SCOPE}""#).as_str())
     );
+    // the OAuth error's own caching policy, as Polar sends it
+    assert_eq!(response.header("cache-control"), Some("no-store"));
+    assert_eq!(response.header("pragma"), Some("no-cache"));
     // scope is checked before the body
     let no_body = send(
         &app,

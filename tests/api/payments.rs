@@ -114,3 +114,25 @@ async fn an_outside_processor_is_called_between_reserve_and_settle(pool: PgPool)
             .unwrap();
     assert!(stored_processor_id.unwrap().starts_with("re_"));
 }
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn only_a_pending_refund_settles_or_is_released(pool: PgPool) {
+    let app = crate::helpers::spawn_app(pool).await;
+    let org = app.organization("Acme").await;
+    let order_id = app.order(org.id, 1000, 0).await;
+    let succeeded: refunds_server::refunds::model::Refund =
+        serde_json::from_value(app.refund(&org.write_token, order_id, 100).await).unwrap();
+    let before = app.order_state(order_id).await;
+
+    let mut tx = app.pool.begin().await.unwrap();
+    let moved = refunds_server::refunds::service::move_refund(
+        &mut tx,
+        &succeeded,
+        refunds_server::domain::RefundStatus::Failed,
+        None,
+    )
+    .await;
+    assert!(moved.is_err(), "a succeeded refund was moved: {moved:?}");
+    drop(tx);
+    assert_eq!(app.order_state(order_id).await, before);
+}
