@@ -8,9 +8,8 @@ use axum::http::header;
 use serde_json::json;
 
 use crate::polar::ApiError;
-use crate::polar::validation::{
-    MAX_JSON_VALUES, ValidationIssue, exceeds_json_values, normalize_numbers,
-};
+use crate::polar::parse::read_json;
+use crate::polar::validation::ValidationIssue;
 
 /// The request body with its `Content-Type`, for parsers that answer in pydantic's shapes.
 pub struct RawBody {
@@ -47,28 +46,15 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for AdminJso
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let body = RawBody::from_request(request, state).await?;
         let text = std::str::from_utf8(&body.bytes).map_err(|_| ApiError::UnreadableBody)?;
-        if exceeds_json_values(text, MAX_JSON_VALUES) {
-            return Err(ApiError::UnreadableBody);
-        }
-        let value: serde_json::Value = if text.trim().is_empty() {
+        if text.trim().is_empty() {
             return Err(body_issue(
                 "missing",
                 vec![],
                 "Field required",
                 serde_json::Value::Null,
             ));
-        } else {
-            let mut value = serde_json::from_str(text).map_err(|error| {
-                body_issue(
-                    "json_invalid",
-                    vec![],
-                    &format!("JSON decode error: {error}"),
-                    json!({}),
-                )
-            })?;
-            normalize_numbers(&mut value).map_err(|_| ApiError::UnreadableBody)?;
-            value
-        };
+        }
+        let value = read_json(text)?;
         if let Some((path, input)) = find_nul(&value, &mut Vec::new()) {
             return Err(body_issue(
                 "value_error",

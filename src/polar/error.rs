@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::parse::BodyError;
 use super::validation::ValidationIssue;
 
 /// Marks an answer Polar gives before its caching policy applies (an oversized body, an
@@ -52,6 +53,15 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         ApiError::Domain(error)
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::Invalid(issues) => ApiError::RequestValidation(issues),
+            BodyError::Unreadable => ApiError::UnreadableBody,
+        }
     }
 }
 

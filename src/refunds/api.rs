@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::docs::{CreateBadRequest, CreateForbidden, ListRefundsParams};
-use super::input::{BodyError, parse_list_query, parse_refund_create};
+use super::input::{parse_list_query, parse_refund_create};
 use super::model::Refund;
 use super::service::{self, RefundList};
 use crate::auth::extract::{RefundsRead, RefundsWrite};
@@ -139,13 +139,4 @@ async fn list_refunds(
     Ok(Json(
         service::list_refunds(&state, &principal, &query).await?,
     ))
-}
-
-impl From<BodyError> for ApiError {
-    fn from(error: BodyError) -> Self {
-        match error {
-            BodyError::Invalid(issues) => ApiError::RequestValidation(issues),
-            BodyError::Unreadable => ApiError::UnreadableBody,
-        }
-    }
 }

@@ -798,3 +798,24 @@ async fn an_early_warning_is_prevented_with_a_dispute_prevention_refund(pool: Pg
         .unwrap();
     assert_eq!(total, 1250);
 }
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_malformed_body_is_worded_as_on_polars_routes(pool: PgPool) {
+    let app = spawn_admin_app(pool).await;
+    let response = app
+        .client
+        .post(format!("{}/admin/organizations", app.address))
+        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body("{bad")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"error": "RequestValidationError", "detail": [
+            {"type": "json_invalid", "loc": ["body", 1], "msg": "JSON decode error", "input": {},
+             "ctx": {"error": "Expecting property name enclosed in double quotes"}}]})
+    );
+}

@@ -5,9 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::Failure;
 use crate::loc;
-use crate::polar::validation::{
-    MAX_JSON_VALUES, ValidationIssue, exceeds_json_values, normalize_numbers,
-};
+use crate::polar::validation::ValidationIssue;
 
 /// Why a body was refused.
 #[derive(Debug)]
@@ -35,7 +33,7 @@ pub fn read_model_body(
         return Err(BodyError::Unreadable);
     };
     let value = if is_json_media_type(content_type) {
-        parse_json(text)?
+        read_json(text)?
     } else {
         // FastAPI hands any other body to pydantic as raw bytes, echoed back as text.
         Value::String(text.to_owned())
@@ -75,7 +73,9 @@ pub(super) fn is_json_media_type(content_type: Option<&str>) -> bool {
     main_type == "application" && (sub_type == "json" || sub_type.ends_with("+json"))
 }
 
-fn parse_json(text: &str) -> Result<Value, BodyError> {
+/// A JSON text read as Python's `json.loads` reads it, its syntax errors worded as pydantic
+/// reports them.
+pub fn read_json(text: &str) -> Result<Value, BodyError> {
     // Python decodes a body that starts with a UTF-8 byte order mark without it.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if exceeds_json_values(text, MAX_JSON_VALUES) {
@@ -96,6 +96,77 @@ fn parse_json(text: &str) -> Result<Value, BodyError> {
             None => Err(BodyError::Unreadable),
         },
     }
+}
+
+/// Python refuses to read integers longer than this many digits.
+pub(super) const MAX_INT_DIGITS: usize = 4300;
+
+/// Reads numbers as Python's `json.loads` does, so that they are stored and echoed as Polar
+/// stores and echoes them: an integer keeps every digit (`-0` is `0`), any other number
+/// becomes the nearest double. Fails on what Python would read as infinity or refuse
+/// outright (integers of more than 4,300 digits), which no refund can hold.
+fn normalize_numbers(value: &mut Value) -> Result<(), UnreadableNumber> {
+    match value {
+        Value::Number(number) => {
+            let text = number.to_string();
+            if is_integer_literal(&text) {
+                if text.trim_start_matches('-').len() > MAX_INT_DIGITS {
+                    return Err(UnreadableNumber);
+                }
+                if text == "-0" {
+                    *number = serde_json::Number::from(0);
+                }
+            } else {
+                let float = number.as_f64().ok_or(UnreadableNumber)?;
+                *number = serde_json::Number::from_f64(float).ok_or(UnreadableNumber)?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => items.iter_mut().try_for_each(normalize_numbers),
+        Value::Object(members) => members.values_mut().try_for_each(normalize_numbers),
+        _ => Ok(()),
+    }
+}
+
+/// A number Python would read as infinity, or refuse to read.
+#[derive(Debug)]
+struct UnreadableNumber;
+
+/// Whether a JSON number's text is an integer (no fraction, no exponent).
+pub(super) fn is_integer_literal(text: &str) -> bool {
+    !text.contains(['.', 'e', 'E'])
+}
+
+/// The most JSON values a request body may hold. A parsed value costs far more memory than
+/// its text, so a 10 MiB body of tiny values would otherwise cost hundreds of MiB.
+const MAX_JSON_VALUES: usize = 10_000;
+
+/// Whether `text` holds more than `limit` JSON values (arrays, objects and their members),
+/// counted without parsing.
+fn exceeds_json_values(text: &str, limit: usize) -> bool {
+    let (mut count, mut in_string, mut escaped) = (0usize, false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match byte {
+                b'"' => in_string = true,
+                b'[' | b'{' | b',' => {
+                    count += 1;
+                    if count > limit {
+                        return true;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    false
 }
 
 // ---------------------------------------------------------------------------------------
@@ -347,6 +418,28 @@ impl JsonScanner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_read_as_python_reads_them() {
+        let mut value: Value =
+            serde_json::from_str(r#"[100000000000000000000, -0, 1E2, 0.1, 1e-7]"#).unwrap();
+        normalize_numbers(&mut value).unwrap();
+        assert_eq!(
+            serde_json::to_string(&value).unwrap(),
+            "[100000000000000000000,0,100.0,0.1,1e-7]"
+        );
+        let mut overflow: Value = serde_json::from_str("[1e400]").unwrap();
+        assert!(normalize_numbers(&mut overflow).is_err());
+        let mut long: Value = serde_json::from_str(&"9".repeat(4301)).unwrap();
+        assert!(normalize_numbers(&mut long).is_err());
+    }
+
+    #[test]
+    fn counts_json_values_outside_strings() {
+        assert!(!exceeds_json_values(r#"{"a": [1, 2, 3]}"#, 5));
+        assert!(exceeds_json_values(r#"{"a": [1, 2, 3, 4, 5, 6]}"#, 5));
+        assert!(!exceeds_json_values(r#"{"a": "[,,,,,,,,,,\",,,,,,"}"#, 2));
+    }
 
     #[test]
     fn json_media_types() {

@@ -5,7 +5,7 @@ use serde_json::{Number, Value};
 use uuid::Uuid;
 
 use super::Failure;
-use crate::polar::validation::{MAX_INT_DIGITS, is_integer_literal};
+use super::json::{MAX_INT_DIGITS, is_integer_literal};
 
 pub fn check_int(value: &Value) -> Result<i64, Failure> {
     match value {

@@ -9,7 +9,7 @@ mod lax;
 mod query;
 
 pub use failure::{Failure, Issues};
-pub use json::{BodyError, read_model_body};
+pub use json::{BodyError, read_json, read_model_body};
 pub use lax::{
     check_bool, check_bool_str, check_float_str, check_int, check_int_str, check_str_length,
     check_uuid4,
