@@ -32,6 +32,9 @@ pub struct ServeConfig {
     /// Bearer token of the /admin/ API; the admin API answers 404 when it is not set.
     #[arg(long, env = "REFUNDS_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Seconds an idempotency key is remembered after its first use.
+    #[arg(long, env = "REFUNDS_IDEMPOTENCY_KEY_TTL", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idempotency_key_ttl: u64,
     #[command(flatten)]
     pub database: DatabaseConfig,
 }

@@ -2,7 +2,8 @@
 //!
 //! Layers, from the bottom: `domain` (money, states, the domain error), `polar` (Polar's wire
 //! toolkit) and `http` (the web edge); `state` and `payments`; the resources (`auth`,
-//! `organizations`, `customers`, `orders`, `disputes`, `refunds`, `admin`); then `app`
+//! `organizations`, `customers`, `orders`, `disputes`, `refunds`, `idempotency`,
+//! `admin`); then `app`
 //! (routes, OpenAPI, start-up), `dev` (demo and seed data) and `cli`. Each imports only
 //! from layers below it.
 
@@ -16,6 +17,7 @@ pub mod dev;
 pub mod disputes;
 pub mod domain;
 pub mod http;
+pub mod idempotency;
 pub mod orders;
 pub mod organizations;
 pub mod payments;

@@ -18,6 +18,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// SHA-256 of `REFUNDS_ADMIN_TOKEN`; `None` switches the admin API off.
     pub admin_token_hash: Option<Arc<[u8]>>,
+    /// How long an idempotency key is remembered.
+    pub idempotency_key_lifetime: Duration,
 }
 
 impl AppState {
@@ -28,6 +30,7 @@ impl AppState {
             metrics: crate::telemetry::metrics(),
             request_timeout: Duration::from_secs(30),
             admin_token_hash: None,
+            idempotency_key_lifetime: Duration::from_secs(24 * 60 * 60),
         }
     }
 

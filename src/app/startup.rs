@@ -139,6 +139,11 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     }
     let mut state = AppState::new(pool).with_admin_token(config.admin_token.as_deref());
     state.request_timeout = Duration::from_secs(config.request_timeout);
+    state.idempotency_key_lifetime = Duration::from_secs(config.idempotency_key_ttl);
+    tokio::spawn(crate::idempotency::purge_expired_keys(
+        state.pool.clone(),
+        state.idempotency_key_lifetime.min(Duration::from_secs(600)),
+    ));
     let application = Application::bind(config.bind, state).await?;
     if let Some(demo) = demo {
         println!(

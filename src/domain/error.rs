@@ -42,6 +42,12 @@ pub enum Error {
     RevokeSubscriptionBenefitsProhibited,
     #[error("order {0} has no succeeded payment")]
     RefundUnknownPayment(Uuid),
+    /// The idempotency key is held by a request that has not finished yet.
+    #[error("idempotency key in use")]
+    IdempotencyKeyInUse,
+    /// The idempotency key was first used for a different request; holds the key.
+    #[error("idempotency key reused for a different request")]
+    IdempotencyKeyReused(String),
     /// A setup operation (CLI, admin API) named something that does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -99,6 +105,8 @@ impl Error {
             Error::RefundDisputedPayment(_) => "disputed_payment",
             Error::RevokeSubscriptionBenefitsProhibited => "revoke_benefits_prohibited",
             Error::RefundUnknownPayment(_) => "unknown_payment",
+            Error::IdempotencyKeyInUse => "idempotency_key_in_use",
+            Error::IdempotencyKeyReused(_) => "idempotency_key_reused",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::Processor(_) => "processor_error",

@@ -18,6 +18,9 @@ pub fn refused_before_caching_policy(mut response: Response) -> Response {
     response
 }
 
+/// The request header that names an idempotency key.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
+
 /// Polar's `API_MAX_REQUEST_BODY_SIZE`.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 use crate::domain::Error;
@@ -42,11 +45,11 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// Polar's over-refund answer, which echoes `amount` exactly as the client sent it.
     pub fn over_refund(amount_input: Value) -> Self {
-        rejected_field(
+        ApiError::Rejected(vec![rejected_issue(
             "amount",
             "Refund amount exceeds refundable amount",
             amount_input,
-        )
+        )])
     }
 }
 
@@ -71,15 +74,6 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-fn rejected_field(field: &str, message: &str, input: Value) -> ApiError {
-    ApiError::Rejected(vec![ValidationIssue::new(
-        "value_error",
-        crate::loc!["body", field],
-        message,
-        input,
-    )])
-}
-
 const INVALID_TOKEN_DESCRIPTION: &str =
     "The access token provided is expired, revoked, malformed, or invalid for other reasons.";
 const INSUFFICIENT_SCOPE_DESCRIPTION: &str =
@@ -87,7 +81,8 @@ const INSUFFICIENT_SCOPE_DESCRIPTION: &str =
 
 /// `{"error": name, "detail": detail}`, the body of every Polar exception.
 fn polar(status: StatusCode, name: &str, detail: impl Into<Value>) -> Response {
-    json_response(status, json!({ "error": name, "detail": detail.into() }))
+    let (status, body) = polar_body(status, name, detail);
+    json_response(status, body)
 }
 
 pub fn json_response(status: StatusCode, body: Value) -> Response {
@@ -116,18 +111,32 @@ pub fn detail_only(status: StatusCode, detail: &str) -> Response {
     json_response(status, json!({ "detail": detail }))
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The status and body of an answer that is nothing but a JSON body: no headers of its
+    /// own and nothing to log. Such an answer can be kept and sent again byte for byte.
+    pub fn plain_answer(&self) -> Option<(StatusCode, Value)> {
         match self {
-            ApiError::Domain(error) => domain_response(error),
-            ApiError::RequestValidation(issues) => json_response(
+            ApiError::Domain(error) => refusal_answer(error),
+            ApiError::RequestValidation(issues) => Some((
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"error": "RequestValidationError", "detail": issues}),
-            ),
-            ApiError::Rejected(issues) => json_response(
+            )),
+            ApiError::Rejected(issues) => Some((
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"error": "PolarRequestValidationError", "detail": issues}),
-            ),
+            )),
+            ApiError::UnreadableBody | ApiError::PayloadTooLarge => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Some((status, body)) = self.plain_answer() {
+            return json_response(status, body);
+        }
+        match self {
+            ApiError::Domain(error) => domain_response(error),
             ApiError::UnreadableBody => detail_only(
                 StatusCode::BAD_REQUEST,
                 "There was an error parsing the body",
@@ -139,10 +148,89 @@ impl IntoResponse for ApiError {
                     "Request body exceeded the maximum allowed size of {MAX_BODY_BYTES} bytes."
                 ),
             )),
+            ApiError::RequestValidation(_) | ApiError::Rejected(_) => {
+                unreachable!("validation failures are plain answers")
+            }
         }
     }
 }
 
+fn rejected_issue(field: &str, message: &str, input: Value) -> ValidationIssue {
+    ValidationIssue::new("value_error", crate::loc!["body", field], message, input)
+}
+
+fn rejected(issue: ValidationIssue) -> (StatusCode, Value) {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({"error": "PolarRequestValidationError", "detail": [issue]}),
+    )
+}
+
+/// `{"error": name, "detail": detail}` as a status and body.
+fn polar_body(status: StatusCode, name: &str, detail: impl Into<Value>) -> (StatusCode, Value) {
+    (status, json!({ "error": name, "detail": detail.into() }))
+}
+
+/// The domain's refusals: answers that depend only on the request and the stored data, as
+/// a status and body.
+pub fn refusal_answer(error: &Error) -> Option<(StatusCode, Value)> {
+    let answer = match error {
+        Error::InvalidField {
+            field,
+            message,
+            input,
+        } => rejected(rejected_issue(field, message, input.clone())),
+        Error::OrderNotFound(order_id) => rejected(rejected_issue(
+            "order_id",
+            "Order not found",
+            json!(order_id),
+        )),
+        // Without the request at hand the amount cannot be echoed; the refunds routes
+        // answer with `ApiError::over_refund` instead.
+        Error::OverRefund => return ApiError::over_refund(Value::Null).plain_answer(),
+        Error::RefundsBlocked(order_id) => polar_body(
+            StatusCode::FORBIDDEN,
+            "RefundsBlocked",
+            format!("Refunds are blocked for order: {order_id}"),
+        ),
+        Error::RefundedAlready(order_id) => polar_body(
+            StatusCode::FORBIDDEN,
+            "RefundedAlready",
+            format!("Order is already fully refunded: {order_id}"),
+        ),
+        Error::RefundDisputedPayment(order_id) => polar_body(
+            StatusCode::FORBIDDEN,
+            "RefundDisputedPayment",
+            format!("Refund cannot be issued for order with disputed payment: {order_id}"),
+        ),
+        Error::RevokeSubscriptionBenefitsProhibited => polar_body(
+            StatusCode::BAD_REQUEST,
+            "RevokeSubscriptionBenefitsProhibited",
+            "Subscription benefits can only be revoked upon cancellation",
+        ),
+        Error::RefundUnknownPayment(order_id) => polar_body(
+            StatusCode::NOT_FOUND,
+            "RefundUnknownPayment",
+            format!("Refund issued for unknown order: {order_id}"),
+        ),
+        Error::NotFound(what) => polar_body(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            format!("{what} not found"),
+        ),
+        Error::Conflict(detail) => polar_body(StatusCode::CONFLICT, "Conflict", detail.clone()),
+        Error::IdempotencyKeyReused(key) => rejected(ValidationIssue::new(
+            "idempotency_key_reused",
+            crate::loc!["header", IDEMPOTENCY_KEY_HEADER],
+            "This idempotency key was already used for a different request",
+            json!(key),
+        )),
+        _ => return None,
+    };
+    Some(answer)
+}
+
+/// The answers that carry headers of their own or must be logged.
 fn domain_response(error: Error) -> Response {
     match error {
         Error::InvalidToken => oauth_error(
@@ -164,48 +252,17 @@ fn domain_response(error: Error) -> Response {
                 scopes.join(" ")
             ),
         ),
-        Error::InvalidField {
-            field,
-            message,
-            input,
-        } => rejected_field(field, &message, input).into_response(),
-        Error::OrderNotFound(order_id) => {
-            rejected_field("order_id", "Order not found", json!(order_id)).into_response()
+        Error::IdempotencyKeyInUse => {
+            let mut response = polar(
+                StatusCode::CONFLICT,
+                "IdempotencyKeyInUse",
+                "A request with this idempotency key is still in progress; retry shortly",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
         }
-        // Without the request at hand the amount cannot be echoed; the refunds routes
-        // answer with `ApiError::over_refund` instead.
-        Error::OverRefund => ApiError::over_refund(Value::Null).into_response(),
-        Error::RefundsBlocked(order_id) => polar(
-            StatusCode::FORBIDDEN,
-            "RefundsBlocked",
-            format!("Refunds are blocked for order: {order_id}"),
-        ),
-        Error::RefundedAlready(order_id) => polar(
-            StatusCode::FORBIDDEN,
-            "RefundedAlready",
-            format!("Order is already fully refunded: {order_id}"),
-        ),
-        Error::RefundDisputedPayment(order_id) => polar(
-            StatusCode::FORBIDDEN,
-            "RefundDisputedPayment",
-            format!("Refund cannot be issued for order with disputed payment: {order_id}"),
-        ),
-        Error::RevokeSubscriptionBenefitsProhibited => polar(
-            StatusCode::BAD_REQUEST,
-            "RevokeSubscriptionBenefitsProhibited",
-            "Subscription benefits can only be revoked upon cancellation",
-        ),
-        Error::RefundUnknownPayment(order_id) => polar(
-            StatusCode::NOT_FOUND,
-            "RefundUnknownPayment",
-            format!("Refund issued for unknown order: {order_id}"),
-        ),
-        Error::NotFound(what) => polar(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            format!("{what} not found"),
-        ),
-        Error::Conflict(detail) => polar(StatusCode::CONFLICT, "Conflict", detail),
         Error::NotReady(reason) => {
             tracing::warn!(reason, "not ready");
             service_unavailable()
@@ -214,7 +271,7 @@ fn domain_response(error: Error) -> Response {
             tracing::error!(error = %cause, "database unavailable");
             service_unavailable()
         }
-        error @ (Error::Processor(_) | Error::Database(_) | Error::Corrupt(_)) => {
+        error => {
             tracing::error!(%error, "request failed");
             internal_error()
         }

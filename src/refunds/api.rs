@@ -2,8 +2,10 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -11,10 +13,13 @@ use utoipa_axum::routes;
 use super::docs::{CreateBadRequest, CreateForbidden, ListRefundsParams};
 use super::input::{parse_list_query, parse_refund_create};
 use super::model::Refund;
-use super::service::{self, RefundList};
+use super::service::{self, Created, Keyed, RefundList};
 use crate::auth::extract::{RefundsRead, RefundsWrite};
 use crate::domain::Error;
 use crate::http::extract::RawBody;
+use crate::idempotency::extract::IdempotencyKey;
+use crate::idempotency::{KeyedRequest, StoredAnswer};
+use crate::polar::error::refusal_answer;
 use crate::polar::schema::{
     AuthFailure, HttpValidationError, OAuth2Error, PolarError, metadata_input, uuid4_schema,
 };
@@ -94,21 +99,65 @@ struct RefundCreateBody {
 async fn create_refund(
     State(state): State<AppState>,
     RefundsWrite(principal): RefundsWrite,
+    IdempotencyKey(key): IdempotencyKey,
     body: RawBody,
-) -> ApiResult<(StatusCode, Json<Refund>)> {
+) -> ApiResult<Response> {
     let input = parse_refund_create(body.content_type.as_deref(), &body.bytes)?;
     let amount_input = input.amount_input.clone();
-    let created = service::create_refund(&state, &principal, input).await;
+    let request =
+        key.map(|key| KeyedRequest::new(&principal, key, "POST", "/v1/refunds/", &body.bytes));
+    let answer = |created: &Result<Refund, Error>| kept_answer(created, &amount_input);
+    let keyed = request.as_ref().map(|request| Keyed {
+        request,
+        answer: &answer,
+    });
+    let created = service::create_refund(&state, &principal, input, keyed).await;
     let outcome = match &created {
-        Ok(refund) => refund.status.as_str(),
+        Ok(Created::Fresh(refund)) => refund.status.as_str(),
+        Ok(Created::Replayed(_)) => "replayed",
         Err(error) => error.kind(),
     };
     metrics::counter!("refunds_created_total", "outcome" => outcome).increment(1);
     match created {
-        Ok(refund) => Ok((StatusCode::CREATED, Json(refund))),
+        Ok(Created::Fresh(refund)) => Ok((StatusCode::CREATED, Json(refund)).into_response()),
+        Ok(Created::Replayed(answer)) => Ok(replay(answer)),
         Err(Error::OverRefund) => Err(ApiError::over_refund(amount_input)),
         Err(error) => Err(error.into()),
     }
+}
+
+/// The answer a keyed create keeps: its success and the refusals that follow from the
+/// request and the order, never a conflict or a failure of the server.
+fn kept_answer(created: &Result<Refund, Error>, amount_input: &Value) -> Option<StoredAnswer> {
+    let (status, body) = match created {
+        Ok(refund) => (StatusCode::CREATED, serde_json::to_vec(refund).ok()?),
+        Err(error) => {
+            let (status, body) = match error {
+                Error::OverRefund => ApiError::over_refund(amount_input.clone()).plain_answer()?,
+                other => refusal_answer(other)?,
+            };
+            if status == StatusCode::CONFLICT {
+                return None;
+            }
+            (status, serde_json::to_vec(&body).ok()?)
+        }
+    };
+    Some(StoredAnswer {
+        status: status.as_u16(),
+        body,
+    })
+}
+
+fn replay(answer: StoredAnswer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, answer.body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
 }
 
 /// List refunds.

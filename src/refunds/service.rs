@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::model::{ListQuery, Refund, RefundCreate};
@@ -12,14 +12,31 @@ use crate::auth::Principal;
 use crate::disputes::model::RefundDispute;
 use crate::domain::money::{OrderAmounts, RefundSplit};
 use crate::domain::{Error, OrderStatus, RefundReason, RefundStatus, Result};
+use crate::idempotency::{self, Claim, KeyedRequest, StoredAnswer};
 use crate::orders::repo::{self as orders_repo, LockedOrder};
 use crate::payments::{ProcessorError, ProcessorOutcome, ProcessorRefund, ProcessorRefundState};
 use crate::state::AppState;
 
+/// An idempotency key on a create: the request it names, and the answer the API surface
+/// gives an outcome, when that outcome is one to keep (`None`: a retry runs again).
+pub struct Keyed<'a> {
+    pub request: &'a KeyedRequest,
+    pub answer: &'a (dyn Fn(&Result<Refund>) -> Option<StoredAnswer> + Send + Sync),
+}
+
+/// What a create did.
+#[derive(Debug)]
+pub enum Created {
+    Fresh(Box<Refund>),
+    /// The key was answered before: its answer, to send again.
+    Replayed(StoredAnswer),
+}
+
 /// Creates a refund. A processor that answers in-process settles it inside the transaction
 /// that locked the order. Any other is called outside every transaction, between one that
 /// reserves the amount as a pending refund and one that settles or releases it, so that no
-/// outside call ever runs while the order's row is locked.
+/// outside call ever runs while the order's row is locked. With a key, the key is taken
+/// first and the answer is kept in the transaction that makes the change.
 #[tracing::instrument(
     name = "refunds.create",
     skip_all,
@@ -29,12 +46,28 @@ pub async fn create_refund(
     state: &AppState,
     principal: &Principal,
     input: RefundCreate,
-) -> Result<Refund> {
+    keyed: Option<Keyed<'_>>,
+) -> Result<Created> {
     let mut tx = state.pool.begin().await?;
+    if let Some(keyed) = &keyed {
+        match idempotency::repo::claim(&mut tx, keyed.request).await? {
+            Claim::Fresh => {}
+            Claim::Replay(answer) => return Ok(Created::Replayed(answer)),
+            Claim::InUse => return Err(Error::IdempotencyKeyInUse),
+            Claim::Reused => return Err(Error::IdempotencyKeyReused(keyed.request.key.clone())),
+        }
+    }
     let order = orders_repo::lock_for_refund(&mut tx, input.order_id, &principal.organization_ids)
         .await?
-        .ok_or(Error::OrderNotFound(input.order_id))?;
-    let (split, payment_id) = check_refundable(&order, &input)?;
+        .ok_or(Error::OrderNotFound(input.order_id));
+    let checked = order.and_then(|order| {
+        let (split, payment_id) = check_refundable(&order, &input)?;
+        Ok((order, split, payment_id))
+    });
+    let (order, split, payment_id) = match checked {
+        Ok(checked) => checked,
+        Err(refused) => return finish(state, tx, keyed.as_ref(), Err(refused)).await,
+    };
     let refund_id = Uuid::new_v4();
     let span = tracing::Span::current();
     span.record(
@@ -67,21 +100,46 @@ pub async fn create_refund(
     };
 
     if processor.answers_in_process() {
-        let outcome = processor
-            .refund(&request)
-            .await
-            .map_err(|error| refusal(error, order.id))?;
-        record.status = status_of(outcome.state);
-        record.processor_id = Some(outcome.processor_id);
-        let refund = record_refund(&mut tx, &order, record).await?;
-        tx.commit().await?;
-        return Ok(refund);
+        let created = match processor.refund(&request).await {
+            Ok(outcome) => {
+                record.status = status_of(outcome.state);
+                record.processor_id = Some(outcome.processor_id);
+                record_refund(&mut tx, &order, record).await
+            }
+            Err(error) => Err(refusal(error, order.id)),
+        };
+        return finish(state, tx, keyed.as_ref(), created).await;
     }
 
     let pending = record_refund(&mut tx, &order, record).await?;
+    if let Some(keyed) = &keyed {
+        let lifetime = state.idempotency_key_lifetime;
+        idempotency::repo::keep(&mut tx, keyed.request, Some(refund_id), None, lifetime).await?;
+    }
     tx.commit().await?;
     let answer = processor.refund(&request).await;
-    settle_new_refund(state, pending, answer).await
+    let settled = settle_new_refund(state, pending, answer, keyed.as_ref()).await?;
+    Ok(Created::Fresh(Box::new(settled)))
+}
+
+/// Ends a create's only transaction: commits what it made, with the key's answer when the
+/// outcome is one to keep. A refusal that is not kept leaves nothing to commit.
+async fn finish(
+    state: &AppState,
+    mut tx: Transaction<'_, Postgres>,
+    keyed: Option<&Keyed<'_>>,
+    created: Result<Refund>,
+) -> Result<Created> {
+    let kept = keyed.and_then(|keyed| Some((keyed.request, (keyed.answer)(&created)?)));
+    if let Some((request, answer)) = &kept {
+        let refund_id = created.as_ref().ok().map(|refund| refund.id);
+        let lifetime = state.idempotency_key_lifetime;
+        idempotency::repo::keep(&mut tx, request, refund_id, Some(answer), lifetime).await?;
+    }
+    if created.is_ok() || kept.is_some() {
+        tx.commit().await?;
+    }
+    created.map(|refund| Created::Fresh(Box::new(refund)))
 }
 
 /// The checks, in Polar's order, and the amounts the refund takes. Polar learns of a dispute
@@ -132,24 +190,35 @@ async fn settle_new_refund(
     state: &AppState,
     mut refund: Refund,
     answer: std::result::Result<ProcessorOutcome, ProcessorError>,
+    keyed: Option<&Keyed<'_>>,
 ) -> Result<Refund> {
-    let (status, processor_id, refused) = match answer {
-        Ok(outcome) => (status_of(outcome.state), Some(outcome.processor_id), None),
+    let mut tx = state.pool.begin().await?;
+    let settled = match answer {
+        Ok(outcome) => {
+            let status = status_of(outcome.state);
+            refund.modified_at =
+                Some(move_refund(&mut tx, &refund, status, Some(&outcome.processor_id)).await?);
+            refund.status = status;
+            Ok(refund)
+        }
         Err(ProcessorError::Unavailable(cause)) => {
             tracing::warn!(%cause, "no answer from the processor; the refund stays pending");
-            return Ok(refund);
+            Ok(refund)
         }
-        Err(refusal) => (RefundStatus::Failed, None, Some(refusal)),
+        Err(refused) => {
+            refund.modified_at =
+                Some(move_refund(&mut tx, &refund, RefundStatus::Failed, None).await?);
+            Err(refusal(refused, refund.order_id))
+        }
     };
-    let mut tx = state.pool.begin().await?;
-    refund.modified_at =
-        Some(move_refund(&mut tx, &refund, status, processor_id.as_deref()).await?);
-    tx.commit().await?;
-    refund.status = status;
-    match refused {
-        Some(error) => Err(refusal(error, refund.order_id)),
-        None => Ok(refund),
+    if let Some(keyed) = keyed {
+        match (keyed.answer)(&settled) {
+            Some(answer) => idempotency::repo::complete(&mut tx, keyed.request, &answer).await?,
+            None => idempotency::repo::release(&mut tx, keyed.request).await?,
+        }
     }
+    tx.commit().await?;
+    settled
 }
 
 /// Moves a pending refund to `status` with the order's counters, in the caller's

@@ -7,6 +7,7 @@ mod cli;
 mod concurrency;
 mod create;
 mod helpers;
+mod idempotency;
 mod list;
 mod openapi;
 mod ops;
