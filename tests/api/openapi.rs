@@ -24,16 +24,22 @@ const POLAR_SCHEMAS: &[&str] = &[
 
 /// Differences we mean, each with its reason. A key is the path of a difference.
 fn allowed_differences() -> BTreeMap<&'static str, &'static str> {
-    BTreeMap::from([(
-        "paths./v1/refunds/.post.responses.403",
-        "Polar declares only RefundedAlready for 403 but answers RefundsBlocked, RefundDisputedPayment and insufficient_scope with 403 too; ours documents all of them (RefundedAlready first)",
-    )])
+    BTreeMap::from([
+        (
+            "paths./v1/refunds/.post.responses.403",
+            "Polar declares only RefundedAlready for 403 but answers RefundsBlocked, RefundDisputedPayment and insufficient_scope with 403 too; ours documents all of them (RefundedAlready first)",
+        ),
+        (
+            "paths./v1/refunds/.post.parameters",
+            "the optional Idempotency-Key header is ours: Polar has no protection against a retried create",
+        ),
+    ])
 }
 
 /// Statuses we document beyond Polar's: answers Polar's server gives too, undeclared there.
 const EXTRA_STATUSES: &[(&str, &[&str])] = &[
     ("get", &["401", "403", "503"]),
-    ("post", &["400", "401", "404", "413", "503"]),
+    ("post", &["400", "401", "404", "409", "413", "503"]),
 ];
 
 fn root() -> String {

@@ -52,6 +52,11 @@ def cases(spec):
           post("create.taxed.rest.2000", refund("taxed", 2000, "satisfaction_guarantee")),
           post("create.taxed.refunded_already", refund("taxed", 1)),
           post("create.taxed.refunded_already.huge", refund("taxed", 10 ** 9)),
+          # Polar ignores Idempotency-Key; a well-formed one changes nothing on a first request
+          post("idempotency.key.refunded_already", refund("taxed", 1),
+               headers=[("Idempotency-Key", "polar-diff-1")]),
+          post("idempotency.key.too_long", refund("taxed", 1),
+               headers=[("Idempotency-Key", "k" * 256)], tags=["idempotency-key"]),
           post("create.untaxed.1000", refund("untaxed", 1000, "fraudulent")),
           post("create.untaxed.amount_string", refund("untaxed", "10")),
           post("create.untaxed.amount_float_integral", refund("untaxed", 11.0)),
