@@ -69,6 +69,23 @@ class Build1:
     def create(self, token: str, **body: Any):
         return self.client(token).refunds.create(**body)
 
+    def create_with_key(self, token: str, idempotency_key: str, **body: Any):
+        """A create that also sends `Idempotency-Key`. 1.x has no per-call headers; its
+        services take any client base, so a base that adds the header to every request it
+        builds is handed to the SDK's own refunds service."""
+        from polar.base import SyncClientBase
+        from polar.v2026_10 import Polar
+        from polar.v2026_10.services.refunds import RefundsSync
+
+        class KeyedClientBase(SyncClientBase):
+            def build_request(self, *args: Any, **kwargs: Any):
+                request = super().build_request(*args, **kwargs)
+                request.headers["Idempotency-Key"] = idempotency_key
+                return request
+
+        with KeyedClientBase(self.base_url, Polar.version, token, 10.0) as base:
+            return RefundsSync(base).create(**body)
+
     def list(self, token: str, **query: Any):
         """One page: (items, pagination), both as the SDK parsed them."""
         res = self.client(token).refunds.list(**query)
@@ -145,6 +162,12 @@ class Build0:
 
     def create(self, token: str, **body: Any):
         return self.client(token).refunds.create(request=body)
+
+    def create_with_key(self, token: str, idempotency_key: str, **body: Any):
+        """A create that also sends `Idempotency-Key`, through the SDK's `http_headers`."""
+        return self.client(token).refunds.create(
+            request=body, http_headers={"Idempotency-Key": idempotency_key}
+        )
 
     def list(self, token: str, **query: Any):
         res = self.client(token).refunds.list(**query)

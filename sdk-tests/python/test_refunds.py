@@ -31,6 +31,27 @@ def the_error(sdk, exc, loc: list) -> object:
 # --- create ----------------------------------------------------------------------------------
 
 
+def test_a_retried_create_with_an_idempotency_key_refunds_once(sdk, merchant, admin):
+    order = merchant.order(1000, 250)
+    key = f"sdk-retry-{uuid.uuid4()}"
+    first = sdk.create_with_key(merchant.token, key, order_id=order, reason="other", amount=400)
+    retried = sdk.create_with_key(merchant.token, key, order_id=order, reason="other", amount=400)
+
+    assert type(retried).__name__ == "Refund"
+    assert retried == first
+    assert (retried.amount, retried.tax_amount) == (400, 100)
+    items, pagination = sdk.list(merchant.token, order_id=order)
+    assert [item.id for item in items] == [first.id]
+    assert pagination.total_count == 1
+    assert admin.get_order(order)["refunded_amount"] == 400
+
+    # the same key for another body is a typed validation error naming the header
+    with pytest.raises(sdk.HTTPValidationError) as caught:
+        sdk.create_with_key(merchant.token, key, order_id=order, reason="other", amount=401)
+    error = the_error(sdk, caught.value, ["header", "Idempotency-Key"])
+    assert error.type == "idempotency_key_reused"
+
+
 def test_full_refund_returns_every_field(sdk, merchant, admin):
     order = merchant.order(1000, 250)
     refund = sdk.create(merchant.token, order_id=order, reason="customer_request", amount=1000)

@@ -34,6 +34,7 @@ export async function loadBuild1(baseUrl) {
     await Promise.all(apiVersions.map(async (v) => [v, await import(`sdk1/${v}`)])),
   );
   const base = await import("sdk1");
+  const refundsService = await import("sdk1/2026-10/services/refunds");
   const { errors } = modules["2026-10"];
   const clients = new Map();
 
@@ -60,6 +61,19 @@ export async function loadBuild1(baseUrl) {
       return clients.get(key);
     },
     create: (token, body) => build.client(token).refunds.create(body),
+    /** A create that also sends `Idempotency-Key`. 1.x has no per-call headers; its services
+     * take any core, so a core whose requests carry the header is handed to the SDK's own
+     * refunds service. */
+    createWithKey(token, key, body) {
+      const core = modules["2026-10"].createPolarCore({ accessToken: token, baseUrl, timeout: 10 });
+      const buildRequest = core.buildRequest.bind(core);
+      core.buildRequest = (...args) => {
+        const [url, init] = buildRequest(...args);
+        init.headers.set("Idempotency-Key", key);
+        return [url, init];
+      };
+      return refundsService.createRefunds(core)(body);
+    },
     async list(token, query = {}) {
       const res = await build.client(token).refunds.list(query);
       return { items: res.items, pagination: res.pagination };
@@ -128,6 +142,9 @@ export async function loadBuild0(baseUrl) {
       return clients.get(key);
     },
     create: (token, body) => build.client(token).refunds.create(camelKeys(body)),
+    /** A create that also sends `Idempotency-Key`, through the SDK's request options. */
+    createWithKey: (token, key, body) =>
+      build.client(token).refunds.create(camelKeys(body), { headers: { "Idempotency-Key": key } }),
     async list(token, query = {}) {
       const page = await build.client(token).refunds.list(camelKeys(query));
       return { items: page.result.items, pagination: build.viewPagination(page.result.pagination) };

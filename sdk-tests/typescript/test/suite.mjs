@@ -62,6 +62,26 @@ export function defineSuite(build, loadSdk) {
   });
 
   describe("create", () => {
+    it("a retried create with an Idempotency-Key refunds once", async () => {
+      const m = await merchant();
+      const order = await m.order(1000, 250);
+      const key = `sdk-retry-${randomUUID()}`;
+      const body = { order_id: order, reason: "other", amount: 400 };
+      const first = sdk.view(await sdk.createWithKey(m.token, key, body));
+      const retried = sdk.view(await sdk.createWithKey(m.token, key, body));
+      assert.deepEqual(retried, first);
+      assert.deepEqual([retried.amount, retried.tax_amount], [400, 100]);
+      const { items, pagination } = await sdk.list(m.token, { order_id: order });
+      assert.deepEqual(ids(items), [first.id]);
+      assert.equal(pagination.total_count, 1);
+
+      const err = await rejects(
+        () => sdk.createWithKey(m.token, key, { ...body, amount: 401 }),
+        sdk.HTTPValidationError,
+      );
+      assert.equal(theError(sdk, err, ["header", "Idempotency-Key"]).type, "idempotency_key_reused");
+    });
+
     it("a full refund returns the Refund with every field", async () => {
       const m = await merchant();
       const order = await m.order(1000, 250);

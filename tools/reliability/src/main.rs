@@ -37,13 +37,15 @@ pub const SCENARIOS: &[&str] = &[
     "shutdown",
     "bad-input",
     "isolation",
+    "idempotency",
 ];
 
 #[derive(Debug, Parser)]
 #[command(
     name = "refunds-reliability",
     about = "Reliability suite of refunds-server: races, several instances, crashes, \
-             database restarts, graceful shutdown, hostile input and tenant isolation, \
+             database restarts, graceful shutdown, hostile input, tenant isolation and \
+             idempotency keys, \
              each followed by an SQL check of the money invariant."
 )]
 struct Cli {
@@ -51,7 +53,7 @@ struct Cli {
     #[arg(long)]
     full: bool,
     /// Run only this scenario (repeat for several): race, instances, crash, db-restart,
-    /// shutdown, bad-input, isolation.
+    /// shutdown, bad-input, isolation, idempotency.
     #[arg(long = "only", value_name = "NAME")]
     only: Vec<String>,
     /// Let the db-restart scenario restart PostgreSQL (also when CI=true, or when the file
@@ -244,6 +246,7 @@ async fn run_scenario(ctx: &Ctx, name: &'static str) -> Report {
             "shutdown" => scenarios::shutdown::run(ctx, &mut report).await,
             "bad-input" => scenarios::bad_input::run(ctx, &mut report).await,
             "isolation" => scenarios::isolation::run(ctx, &mut report).await,
+            "idempotency" => scenarios::idempotency::run(ctx, &mut report).await,
             other => Err(anyhow::anyhow!("unknown scenario {other}")),
         }
     };
