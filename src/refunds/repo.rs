@@ -271,7 +271,8 @@ pub async fn list_refunds(
          d.tax_amount AS dispute_tax_amount, d.currency AS dispute_currency, \
          d.reason AS dispute_reason, d.evidence_due_by AS dispute_evidence_due_by, \
          d.payment_id AS dispute_payment_id \
-         FROM refunds r LEFT JOIN disputes d ON d.id = r.dispute_id",
+         FROM refunds r LEFT JOIN disputes d \
+         ON d.id = r.dispute_id AND d.organization_id = r.organization_id",
     );
     push_filters(&mut builder, organization_ids, query);
     builder.push(order_by(&query.sorting));
