@@ -320,7 +320,10 @@ mod tests {
             Some(Duration::from_millis(100))
         );
         // Replayed what the primary had at 500 ms but not at 1,000 ms.
-        assert_eq!(history.lag(250, at(1_100)), Some(Duration::from_millis(600)));
+        assert_eq!(
+            history.lag(250, at(1_100)),
+            Some(Duration::from_millis(600))
+        );
         // An idle primary (same position for a long time) means no lag, however old the
         // last change.
         history.record(at(9_000), 300);

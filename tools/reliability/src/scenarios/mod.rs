@@ -4,4 +4,6 @@ pub mod crash;
 pub mod db_restart;
 pub mod isolation;
 pub mod race;
+pub mod replica;
+pub mod rolling;
 pub mod shutdown;
