@@ -47,8 +47,7 @@ async fn health() -> Json<Status> {
     })
 }
 
-/// PostgreSQL answers, every migration this build knows has been applied, and the process
-/// is not stopping.
+/// PostgreSQL answers, every known migration is applied, and the process is not stopping.
 #[utoipa::path(
     get,
     path = "/readyz",

@@ -39,9 +39,10 @@ enum Health {
 pub struct ReplicaStatus {
     /// Whether read-only requests read from the replica now.
     pub in_use: bool,
-    /// Replication lag measured by the last probe, in milliseconds (absent when unknown).
+    /// Replication lag measured by the last probe, in milliseconds (null when unknown).
     pub lag_ms: Option<u64>,
-    /// Why the replica is bypassed, when it is: `not_checked_yet`, `unreachable` or `lagging`.
+    /// Why the replica is bypassed (null while in use): `not_checked_yet`, `unreachable` or
+    /// `lagging`.
     pub bypassed_because: Option<&'static str>,
 }
 
