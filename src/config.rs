@@ -23,6 +23,17 @@ pub struct ServeConfig {
     /// Seconds to let in-flight requests finish after SIGTERM or SIGINT.
     #[arg(long, env = "REFUNDS_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
+    /// Milliseconds between SIGTERM and closing the listener: /readyz answers 503 at once
+    /// (load balancers move traffic away) while every request is still served.
+    #[arg(long, env = "REFUNDS_SHUTDOWN_DELAY_MS", default_value_t = 2000)]
+    pub shutdown_delay_ms: u64,
+    /// PostgreSQL URL of a read replica for list and get requests; unset: the primary
+    /// serves everything.
+    #[arg(long, env = "REFUNDS_DATABASE_READ_URL", hide_env_values = true)]
+    pub database_read_url: Option<String>,
+    /// Replication lag (milliseconds) beyond which reads go to the primary instead.
+    #[arg(long, env = "REFUNDS_READ_MAX_LAG_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub read_max_lag_ms: u64,
     /// Seconds a request may take before it answers 503.
     #[arg(long, env = "REFUNDS_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,

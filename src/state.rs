@@ -1,7 +1,10 @@
-//! What every handler shares: the database, the payment processor and the settings a
-//! request needs. Cheap to clone.
+//! What every handler shares: the database (the primary, and a read replica when one is
+//! configured), the payment processor and the settings a request needs. Cheap to clone.
+
+mod replica;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -9,9 +12,14 @@ use sqlx::postgres::PgPool;
 
 use crate::payments::{PaymentProcessor, SandboxProcessor};
 
+pub use replica::{ReadReplica, Reader, ReplicaStatus};
+
 #[derive(Clone)]
 pub struct AppState {
+    /// The primary: every write, and every read that a write depends on.
     pub pool: PgPool,
+    /// Where read-only requests read when it is well; see `AppState::reader`.
+    pub replica: Option<Arc<ReadReplica>>,
     pub processor: Arc<dyn PaymentProcessor>,
     pub metrics: PrometheusHandle,
     /// Longest a request may take before it answers 503.
@@ -20,17 +28,23 @@ pub struct AppState {
     pub admin_token_hash: Option<Arc<[u8]>>,
     /// How long an idempotency key is remembered.
     pub idempotency_key_lifetime: Duration,
+    /// Set when the process has been told to stop: readiness answers 503 so that load
+    /// balancers move traffic away while requests are still served, and every answer
+    /// closes its connection so that clients reconnect elsewhere.
+    pub lame_duck: Arc<AtomicBool>,
 }
 
 impl AppState {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
+            replica: None,
             processor: Arc::new(SandboxProcessor),
             metrics: crate::telemetry::metrics(),
             request_timeout: Duration::from_secs(30),
             admin_token_hash: None,
             idempotency_key_lifetime: Duration::from_secs(24 * 60 * 60),
+            lame_duck: Arc::default(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Operational routes: liveness, readiness and Prometheus metrics.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
@@ -12,7 +13,7 @@ use utoipa_axum::routes;
 use crate::domain::Error;
 use crate::polar::error::ApiError;
 use crate::polar::schema::PolarError;
-use crate::state::AppState;
+use crate::state::{AppState, ReplicaStatus};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -27,6 +28,17 @@ pub struct Status {
     status: String,
 }
 
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// Always `ok`.
+    status: String,
+    /// Present when a read replica is configured: whether lists read from it now. A
+    /// replica that is down or lagging is bypassed (the primary serves the reads), so the
+    /// instance stays ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read_replica: Option<ReplicaStatus>,
+}
+
 /// The process is up and answering.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Up.", body = Status)))]
 async fn health() -> Json<Status> {
@@ -35,17 +47,20 @@ async fn health() -> Json<Status> {
     })
 }
 
-/// PostgreSQL answers and every migration this build knows has been applied.
+/// PostgreSQL answers, every known migration is applied, and the process is not stopping.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
     responses(
-        (status = 200, description = "Ready to serve.", body = Status),
-        (status = 503, description = "PostgreSQL is unreachable or not migrated.", body = PolarError),
+        (status = 200, description = "Ready to serve.", body = Readiness),
+        (status = 503, description = "PostgreSQL is unreachable or not migrated, or the process is shutting down.", body = PolarError),
     ),
 )]
-async fn readiness(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+async fn readiness(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
+    if state.lame_duck.load(Ordering::Relaxed) {
+        return Err(Error::NotReady("the server is shutting down").into());
+    }
     let latest = super::MIGRATOR
         .iter()
         .map(|migration| migration.version)
@@ -65,8 +80,9 @@ async fn readiness(State(state): State<AppState>) -> Result<Json<Status>, ApiErr
     if applied.unwrap_or_default() < latest {
         return Err(Error::NotReady("database migrations are not applied").into());
     }
-    Ok(Json(Status {
+    Ok(Json(Readiness {
         status: "ok".into(),
+        read_replica: state.replica.as_ref().map(|replica| replica.status()),
     }))
 }
 
@@ -82,6 +98,11 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     metrics::gauge!("refunds_db_pool_idle_connections").set(state.pool.num_idle() as f64);
     metrics::gauge!("refunds_db_pool_max_connections")
         .set(state.pool.options().get_max_connections() as f64);
+    if let Some(replica) = &state.replica {
+        let pool = replica.pool();
+        metrics::gauge!("refunds_db_replica_pool_connections").set(pool.size() as f64);
+        metrics::gauge!("refunds_db_replica_pool_idle_connections").set(pool.num_idle() as f64);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -3,18 +3,20 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::migrate::MigrateDatabase;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::net::TcpListener;
 use tower::util::MapRequestLayer;
 use tower::{Layer, ServiceExt};
 
 use super::MIGRATOR;
 use crate::config::{DatabaseConfig, ServeConfig};
-use crate::state::AppState;
+use crate::state::{AppState, ReadReplica};
 
 /// Creates the database if needed, connects and applies the migrations.
 pub async fn connect_and_migrate(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
@@ -27,14 +29,41 @@ pub async fn connect_and_migrate(config: &DatabaseConfig) -> anyhow::Result<PgPo
             .await
             .context("DATABASE_URL: cannot create the database")?;
     }
+    let options: PgConnectOptions = url.parse().context("DATABASE_URL")?;
     let pool = PgPoolOptions::new()
         .max_connections(config.db_max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect_with(named(options))
         .await
         .context("DATABASE_URL: cannot connect")?;
     MIGRATOR.run(&pool).await.context("applying migrations")?;
     Ok(pool)
+}
+
+/// The server's sessions carry its name (in `pg_stat_activity`), unless the URL names them.
+fn named(options: PgConnectOptions) -> PgConnectOptions {
+    match options.get_application_name() {
+        Some(_) => options,
+        None => options.application_name("refunds-server"),
+    }
+}
+
+/// The pool of the read replica, if one is configured. It connects lazily: a replica that
+/// is down at start-up is bypassed, not fatal.
+fn read_replica(config: &ServeConfig) -> anyhow::Result<Option<Arc<ReadReplica>>> {
+    let Some(url) = &config.database_read_url else {
+        return Ok(None);
+    };
+    let options: PgConnectOptions = url.parse().context("REFUNDS_DATABASE_READ_URL")?;
+    let pool = PgPoolOptions::new()
+        .max_connections(config.database.db_max_connections)
+        // A replica that stops answering is left for the primary rather than waited for.
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy_with(named(options));
+    Ok(Some(ReadReplica::new(
+        pool,
+        Duration::from_millis(config.read_max_lag_ms),
+    )))
 }
 
 /// A bound, ready-to-serve application. Binding to port 0 picks a free port (tests).
@@ -69,6 +98,7 @@ impl Application {
         use hyper_util::server::graceful::GracefulShutdown;
         use hyper_util::service::TowerToHyperService;
 
+        let lame_duck = self.state.lame_duck.clone();
         let app =
             MapRequestLayer::new(crate::http::normalize_path).layer(super::router(self.state));
         let mut builder = Builder::new(TokioExecutor::new());
@@ -78,11 +108,24 @@ impl Application {
             .header_read_timeout(HEADER_READ_TIMEOUT);
         let graceful = GracefulShutdown::new();
         let serve_connection = |stream: tokio::net::TcpStream| {
-            let service = TowerToHyperService::new(app.clone().map_request(
-                |request: axum::http::Request<hyper::body::Incoming>| {
-                    request.map(axum::body::Body::new)
-                },
-            ));
+            let lame_duck = lame_duck.clone();
+            let service = TowerToHyperService::new(
+                app.clone()
+                    .map_request(|request: axum::http::Request<hyper::body::Incoming>| {
+                        request.map(axum::body::Body::new)
+                    })
+                    .map_response(move |mut response: axum::response::Response| {
+                        // Once stopping, a client's next request should open a connection
+                        // that the load balancer sends to another instance.
+                        if lame_duck.load(Ordering::Relaxed) {
+                            response.headers_mut().insert(
+                                axum::http::header::CONNECTION,
+                                axum::http::HeaderValue::from_static("close"),
+                            );
+                        }
+                        response
+                    }),
+            );
             let connection = graceful.watch(
                 builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -144,6 +187,11 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         state.pool.clone(),
         state.idempotency_key_lifetime.min(Duration::from_secs(600)),
     ));
+    state.replica = read_replica(&config)?;
+    if let Some(replica) = &state.replica {
+        tokio::spawn(replica.clone().monitor(state.pool.clone()));
+    }
+    let lame_duck = state.lame_duck.clone();
     let application = Application::bind(config.bind, state).await?;
     if let Some(demo) = demo {
         println!(
@@ -154,8 +202,19 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(address = %application.local_addr(), "listening");
     let drain = Duration::from_secs(config.shutdown_timeout);
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let delay = Duration::from_millis(config.shutdown_delay_ms);
     let server = tokio::spawn(application.serve(async move {
-        signalled.await;
+        let signal = signalled.await;
+        lame_duck.store(true, Ordering::Relaxed);
+        // SIGTERM comes from an orchestrator that also tells the load balancer: keep
+        // serving until the balancer has seen /readyz fail. Ctrl-C stops at once.
+        if signal == Signal::Terminate && !delay.is_zero() {
+            tracing::info!(
+                delay_ms = delay.as_millis() as u64,
+                "SIGTERM: /readyz answers 503; still serving until the shutdown delay is over"
+            );
+            tokio::time::sleep(delay).await;
+        }
         tracing::info!("shutting down, draining in-flight requests");
         let _ = signalled_tx.send(());
     }));
@@ -170,16 +229,22 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    Terminate,
+    Interrupt,
+}
+
 /// Registers for SIGTERM and SIGINT at once (so a signal sent as soon as the server says it
-/// listens is not lost) and completes when either arrives.
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+/// listens is not lost) and completes with the first that arrives.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = Signal>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     Ok(async move {
         tokio::select! {
-            _ = terminate.recv() => {},
-            _ = interrupt.recv() => {},
+            _ = terminate.recv() => Signal::Terminate,
+            _ = interrupt.recv() => Signal::Interrupt,
         }
     })
 }

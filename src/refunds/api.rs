@@ -24,7 +24,7 @@ use crate::polar::schema::{
     AuthFailure, HttpValidationError, OAuth2Error, PolarError, metadata_input, uuid4_schema,
 };
 use crate::polar::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::state::{AppState, Reader};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     // The bare path is served as well, not redirected: one official SDK build does not
@@ -188,12 +188,12 @@ fn replay(answer: StoredAnswer) -> Response {
     ),
 )]
 async fn list_refunds(
-    State(state): State<AppState>,
     RefundsRead(principal): RefundsRead,
+    reader: Reader,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<RefundList>> {
     let query = parse_list_query(query.as_deref()).map_err(ApiError::RequestValidation)?;
     Ok(Json(
-        service::list_refunds(&state, &principal, &query).await?,
+        service::list_refunds(&reader, &principal, &query).await?,
     ))
 }

@@ -257,11 +257,8 @@ fn order_by(sorting: &[RefundSort]) -> String {
     format!(" ORDER BY {}", terms.join(", "))
 }
 
-pub async fn list_refunds(
-    pool: &PgPool,
-    organization_ids: &[Uuid],
-    query: &ListQuery,
-) -> Result<Vec<Refund>> {
+/// The page of refunds the query asks for, with their disputes.
+fn page_statement(organization_ids: &[Uuid], query: &ListQuery) -> QueryBuilder<Postgres> {
     let mut builder = QueryBuilder::new(
         "SELECT r.created_at, r.modified_at, r.id, r.metadata, r.status, r.reason, r.amount, \
          r.tax_amount, r.currency, r.organization_id, r.order_id, r.subscription_id, \
@@ -271,7 +268,8 @@ pub async fn list_refunds(
          d.tax_amount AS dispute_tax_amount, d.currency AS dispute_currency, \
          d.reason AS dispute_reason, d.evidence_due_by AS dispute_evidence_due_by, \
          d.payment_id AS dispute_payment_id \
-         FROM refunds r LEFT JOIN disputes d ON d.id = r.dispute_id",
+         FROM refunds r LEFT JOIN disputes d \
+         ON d.id = r.dispute_id AND d.organization_id = r.organization_id",
     );
     push_filters(&mut builder, organization_ids, query);
     builder.push(order_by(&query.sorting));
@@ -279,6 +277,22 @@ pub async fn list_refunds(
     builder.push_bind(query.limit);
     builder.push(" OFFSET ");
     builder.push_bind((query.page - 1).saturating_mul(query.limit));
+    builder
+}
+
+/// Counts the refunds a query with id filters matches.
+fn count_statement(organization_ids: &[Uuid], query: &ListQuery) -> QueryBuilder<Postgres> {
+    let mut builder = QueryBuilder::new("SELECT count(*) FROM refunds r");
+    push_filters(&mut builder, organization_ids, query);
+    builder
+}
+
+pub async fn list_refunds(
+    pool: &PgPool,
+    organization_ids: &[Uuid],
+    query: &ListQuery,
+) -> Result<Vec<Refund>> {
+    let mut builder = page_statement(organization_ids, query);
     let rows: Vec<RefundRow> = builder.build_query_as().fetch_all(pool).await?;
     rows.into_iter().map(RefundRow::into_refund).collect()
 }
@@ -306,14 +320,38 @@ pub async fn count_refunds(
         .fetch_one(pool)
         .await?);
     }
-    let mut builder = QueryBuilder::new("SELECT count(*) FROM refunds r");
-    push_filters(&mut builder, organization_ids, query);
+    let mut builder = count_statement(organization_ids, query);
     Ok(builder.build_query_scalar().fetch_one(pool).await?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What tests/api/sql_scoping.rs cannot see in the source: the WHERE clause of every
+    /// page and count begins with the organizations, whatever the filters.
+    #[test]
+    fn every_page_and_count_is_scoped_by_organization_first() {
+        let (one, two) = ([Uuid::new_v4()], [Uuid::new_v4(), Uuid::new_v4()]);
+        let plain = crate::refunds::input::parse_list_query(None).unwrap();
+        let by_customer = ListQuery {
+            customer_ids: vec![Uuid::new_v4()],
+            external_customer_ids: vec!["cus_1".into()],
+            ..plain.clone()
+        };
+        for query in [&plain, &by_customer] {
+            for organizations in [&one[..], &two[..]] {
+                for sql in [
+                    page_statement(organizations, query).sql(),
+                    count_statement(organizations, query).sql(),
+                ] {
+                    let sql = sql.as_str();
+                    let (_, filters) = sql.split_once(" WHERE ").expect(sql);
+                    assert!(filters.starts_with("r.organization_id = "), "{sql}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn orders_by_each_column_once_with_an_id_tie_break() {

@@ -15,7 +15,7 @@ use crate::domain::{Error, OrderStatus, RefundReason, RefundStatus, Result};
 use crate::idempotency::{self, Claim, KeyedRequest, StoredAnswer};
 use crate::orders::repo::{self as orders_repo, LockedOrder};
 use crate::payments::{ProcessorError, ProcessorOutcome, ProcessorRefund, ProcessorRefundState};
-use crate::state::AppState;
+use crate::state::{AppState, Reader};
 
 /// An idempotency key on a create: the request it names, and the answer the API surface
 /// gives an outcome, when that outcome is one to keep (`None`: a retry runs again).
@@ -357,7 +357,7 @@ pub struct Pagination {
 
 #[tracing::instrument(name = "refunds.list", skip_all, fields(route = "/v1/refunds/"))]
 pub async fn list_refunds(
-    state: &AppState,
+    reader: &Reader,
     principal: &Principal,
     query: &ListQuery,
 ) -> Result<RefundList> {
@@ -378,10 +378,15 @@ pub async fn list_refunds(
             },
         });
     }
-    let (items, total_count) = tokio::try_join!(
-        repo::list_refunds(&state.pool, &organization_ids, query),
-        repo::count_refunds(&state.pool, &organization_ids, query),
-    )?;
+    let organization_ids = organization_ids.as_slice();
+    let (items, total_count) = reader
+        .read(|db| async move {
+            tokio::try_join!(
+                repo::list_refunds(&db, organization_ids, query),
+                repo::count_refunds(&db, organization_ids, query),
+            )
+        })
+        .await?;
     Ok(RefundList {
         items,
         pagination: Pagination {

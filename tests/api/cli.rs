@@ -2,7 +2,7 @@
 
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use refunds_server_process::{ServerCommand, ServerProcess, Stream};
 use reqwest::StatusCode;
@@ -507,4 +507,61 @@ fn docker_compose_and_dockerfile_run_what_the_binary_offers() {
         );
     }
     assert!(help(&["serve"]).contains("[env: REFUNDS_BIND"));
+}
+
+/// SIGTERM starts a lame-duck phase: readiness fails at once so that a load balancer moves
+/// away, but the listener stays open and every request is served (each answer closing its
+/// connection) until the shutdown delay is over; then the process drains and exits 0.
+#[tokio::test]
+async fn sigterm_keeps_serving_through_the_shutdown_delay_with_readiness_failing() {
+    let (name, url) = fresh_database();
+    let server = ServerWithOutput::start(
+        &["serve"],
+        &[
+            ("DATABASE_URL", &url),
+            ("REFUNDS_SHUTDOWN_DELAY_MS", "1500"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(format!("{}{path}", server.address)).send();
+    let before = get("/readyz").await.unwrap();
+    assert_eq!(before.status(), StatusCode::OK);
+    assert_eq!(before.headers().get("connection"), None);
+
+    let signalled = Instant::now();
+    server.process.terminate();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ready = get("/readyz").await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        ready
+            .headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap()),
+        Some("close")
+    );
+    // A new connection, well after the signal, is still served.
+    let fresh = reqwest::Client::new();
+    for _ in 0..3 {
+        let listed = fresh
+            .get(format!("{}/v1/refunds/", server.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), StatusCode::UNAUTHORIZED);
+        assert!(signalled.elapsed() < Duration::from_millis(1_400));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let address = server.address.clone();
+    let (status, _, stderr) = server.stop().await;
+    assert!(status.success(), "exit status {status:?}: {stderr}");
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(1_500),
+        "exited {:?} after SIGTERM, before the delay",
+        signalled.elapsed()
+    );
+    assert!(stderr.contains("SIGTERM: /readyz answers 503"), "{stderr}");
+    assert!(reqwest::get(format!("{address}/healthz")).await.is_err());
+    drop_database(&name).await;
 }

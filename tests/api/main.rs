@@ -14,3 +14,4 @@ mod ops;
 mod payments;
 mod routing;
 mod seed;
+mod sql_scoping;

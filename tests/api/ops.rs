@@ -5,6 +5,7 @@ use refunds_server::AppState;
 use refunds_server::payments::{
     PaymentProcessor, ProcessorError, ProcessorOutcome, ProcessorRefund,
 };
+use refunds_server::state::ReadReplica;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -432,4 +433,121 @@ async fn a_request_head_that_never_ends_is_cut_off(pool: PgPool) {
             .status,
         StatusCode::OK
     );
+}
+
+/// The replica readiness reports, waiting up to `within` for `in_use` to become `expected`.
+async fn wait_for_replica(
+    app: &crate::helpers::TestApp,
+    expected: bool,
+    within: Duration,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let ready = app.request(Method::GET, "/readyz", None, None).await;
+        assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+        let replica = ready.json()["read_replica"].clone();
+        if replica["in_use"] == json!(expected) {
+            return replica;
+        }
+        assert!(
+            started.elapsed() < within,
+            "replica in_use still not {expected} after {within:?}: {replica}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Lists read the replica (here a second pool reaching the same database through a proxy
+/// that can be cut), `Cache-Control: no-cache` reads the primary, and a replica that goes
+/// away is bypassed without a failed request, then used again when it is back.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn lists_read_the_replica_unless_asked_or_it_is_away(pool: PgPool) {
+    let options = pool.connect_options();
+    let proxy = PgProxy::start((options.get_host().to_owned(), options.get_port())).await;
+    let through_proxy = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy_with((*options).clone().host("127.0.0.1").port(proxy.port));
+    let replica = ReadReplica::new(through_proxy, Duration::from_secs(5));
+    tokio::spawn(replica.clone().monitor(pool.clone()));
+    let mut state = AppState::new(pool);
+    state.replica = Some(replica);
+    let app = spawn_app_with(state).await;
+    let org = app.organization("Acme").await;
+    let order_id = app.order(org.id, 1000, 0).await;
+    app.refund(&org.write_token, order_id, 100).await;
+
+    // Not a standby: nothing to replay, so no lag.
+    let status = wait_for_replica(&app, true, Duration::from_secs(5)).await;
+    assert_eq!(
+        status,
+        json!({"in_use": true, "lag_ms": 0, "bypassed_because": null})
+    );
+    let reads = |database: &'static str| {
+        let app = &app;
+        async move {
+            let text = app.request(Method::GET, "/metrics", None, None).await.text;
+            metric(&text, "refunds_db_reads_total", &[("database", database)])
+        }
+    };
+    let listed = app.list_ok(&org.read_token, "").await;
+    assert_eq!(listed["pagination"]["total_count"], 1);
+    assert_eq!((reads("replica").await, reads("primary").await), (1.0, 0.0));
+
+    let fresh = app
+        .client
+        .get(format!("{}/v1/refunds/", app.address))
+        .bearer_auth(&org.read_token)
+        .header("cache-control", "no-cache")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), StatusCode::OK);
+    assert_eq!((reads("replica").await, reads("primary").await), (1.0, 1.0));
+
+    // The replica goes away: the next list still answers, from the primary.
+    proxy.cut();
+    let listed = app.list_ok(&org.read_token, "").await;
+    assert_eq!(listed["pagination"]["total_count"], 1);
+    assert_eq!(reads("primary").await, 2.0);
+    let status = wait_for_replica(&app, false, Duration::from_secs(5)).await;
+    assert_eq!(status["bypassed_because"], "unreachable");
+    let metrics = app.request(Method::GET, "/metrics", None, None).await.text;
+    assert_eq!(metric(&metrics, "refunds_db_replica_in_use", &[]), 0.0);
+    app.list_ok(&org.read_token, "").await;
+    assert_eq!(reads("replica").await, 1.0);
+
+    proxy.restore().await;
+    wait_for_replica(&app, true, Duration::from_secs(5)).await;
+    app.list_ok(&org.read_token, "").await;
+    assert_eq!(reads("replica").await, 2.0);
+    let metrics = app.request(Method::GET, "/metrics", None, None).await.text;
+    assert_eq!(metric(&metrics, "refunds_db_replica_in_use", &[]), 1.0);
+}
+
+/// A replica that cannot be reached from the start never serves, and never fails a read.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn an_unreachable_replica_is_bypassed_from_the_start(pool: PgPool) {
+    let nowhere = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy_with((*pool.connect_options()).clone().host("127.0.0.1").port(1));
+    let replica = ReadReplica::new(nowhere, Duration::from_secs(5));
+    let mut state = AppState::new(pool);
+    state.replica = Some(replica.clone());
+    let app = spawn_app_with(state).await;
+    let org = app.organization("Acme").await;
+    let ready = app.request(Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        ready.json(),
+        json!({"status": "ok", "read_replica": {"in_use": false, "lag_ms": null, "bypassed_because": "not_checked_yet"}})
+    );
+    tokio::spawn(replica.monitor(app.pool.clone()));
+    let status = wait_for_replica(&app, false, Duration::from_secs(5)).await;
+    let started = Instant::now();
+    while wait_for_replica(&app, false, Duration::from_secs(5)).await["bypassed_because"]
+        != "unreachable"
+    {
+        assert!(started.elapsed() < Duration::from_secs(5), "{status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.list_ok(&org.read_token, "").await;
 }

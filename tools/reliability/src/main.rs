@@ -35,25 +35,27 @@ pub const SCENARIOS: &[&str] = &[
     "crash",
     "db-restart",
     "shutdown",
+    "rolling-restart",
     "bad-input",
     "isolation",
     "idempotency",
+    "replica",
 ];
 
 #[derive(Debug, Parser)]
 #[command(
     name = "refunds-reliability",
     about = "Reliability suite of refunds-server: races, several instances, crashes, \
-             database restarts, graceful shutdown, hostile input, tenant isolation and \
-             idempotency keys, \
-             each followed by an SQL check of the money invariant."
+             database restarts, graceful shutdown, rolling restarts, hostile input, tenant \
+             isolation, idempotency keys and a streaming read replica, each followed by an \
+             SQL check of the money invariant."
 )]
 struct Cli {
     /// The longer counts (200 race rounds, 10 crashes, ...) instead of the CI-sized ones.
     #[arg(long)]
     full: bool,
     /// Run only this scenario (repeat for several): race, instances, crash, db-restart,
-    /// shutdown, bad-input, isolation, idempotency.
+    /// shutdown, rolling-restart, bad-input, isolation, idempotency, replica.
     #[arg(long = "only", value_name = "NAME")]
     only: Vec<String>,
     /// Let the db-restart scenario restart PostgreSQL (also when CI=true, or when the file
@@ -174,6 +176,9 @@ impl Ctx {
             request_timeout: 30,
             shutdown_timeout: 30,
             max_connections: 16,
+            // Scenarios that stop servers without testing the lame-duck phase skip it.
+            shutdown_delay_ms: 0,
+            read_replica: None,
         }
     }
 
@@ -244,6 +249,8 @@ async fn run_scenario(ctx: &Ctx, name: &'static str) -> Report {
             "crash" => scenarios::crash::run(ctx, &mut report).await,
             "db-restart" => scenarios::db_restart::run(ctx, &mut report).await,
             "shutdown" => scenarios::shutdown::run(ctx, &mut report).await,
+            "rolling-restart" => scenarios::rolling::run(ctx, &mut report).await,
+            "replica" => scenarios::replica::run(ctx, &mut report).await,
             "bad-input" => scenarios::bad_input::run(ctx, &mut report).await,
             "isolation" => scenarios::isolation::run(ctx, &mut report).await,
             "idempotency" => scenarios::idempotency::run(ctx, &mut report).await,
@@ -394,7 +401,7 @@ async fn run(cli: Cli) -> Result<bool> {
             (_, n) => format!(" ({n} failed checks)"),
         };
         println!(
-            "{:<11} {} {:>6.1} s{}",
+            "{:<15} {} {:>6.1} s{}",
             report.name,
             report.verdict(),
             report.elapsed().as_secs_f64(),

@@ -15,11 +15,22 @@ pub struct ServerOptions {
     pub shutdown_timeout: u64,
     /// `REFUNDS_DB_MAX_CONNECTIONS`.
     pub max_connections: u32,
+    /// `REFUNDS_SHUTDOWN_DELAY_MS`: the lame-duck phase after SIGTERM.
+    pub shutdown_delay_ms: u64,
+    /// `REFUNDS_DATABASE_READ_URL`, and `REFUNDS_READ_MAX_LAG_MS`.
+    pub read_replica: Option<(String, u64)>,
 }
 
 /// Starts `refunds-server serve` with `options`; its output is appended to `log`.
 pub async fn start(binary: &Path, log: PathBuf, options: &ServerOptions) -> Result<ServerProcess> {
-    ServerCommand::new(binary, &["serve"])
+    let mut command = ServerCommand::new(binary, &["serve"]);
+    command = match &options.read_replica {
+        Some((url, max_lag_ms)) => command
+            .env("REFUNDS_DATABASE_READ_URL", url)
+            .env("REFUNDS_READ_MAX_LAG_MS", max_lag_ms.to_string()),
+        None => command.env_remove("REFUNDS_DATABASE_READ_URL"),
+    };
+    command
         .env("DATABASE_URL", &options.database_url)
         .env("REFUNDS_ADMIN_TOKEN", &options.admin_token)
         .env(
@@ -33,6 +44,10 @@ pub async fn start(binary: &Path, log: PathBuf, options: &ServerOptions) -> Resu
         .env(
             "REFUNDS_DB_MAX_CONNECTIONS",
             options.max_connections.to_string(),
+        )
+        .env(
+            "REFUNDS_SHUTDOWN_DELAY_MS",
+            options.shutdown_delay_ms.to_string(),
         )
         .env("REFUNDS_LOG_FORMAT", "human")
         .env("RUST_LOG", "warn,refunds_server=info")

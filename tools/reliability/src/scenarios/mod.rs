@@ -5,4 +5,6 @@ pub mod db_restart;
 pub mod idempotency;
 pub mod isolation;
 pub mod race;
+pub mod replica;
+pub mod rolling;
 pub mod shutdown;
