@@ -6,40 +6,37 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{Claim, KeyedRequest, StoredAnswer};
-use crate::domain::Result;
+use crate::domain::{Error, Result};
 
 /// Takes the key for the rest of the caller's transaction and says what it holds. The key
 /// is taken with a transaction-scoped advisory lock, not a row lock, so that a concurrent
 /// request with the same key, on any instance, learns at once that it is in use instead of
 /// waiting; the lock goes with the transaction, even when the process dies.
+///
+/// The lock and the read are one statement, whose snapshot may predate the lock: a holder
+/// that committed in between is not seen here, and `keep` then finds its key and refuses.
 pub async fn claim(conn: &mut PgConnection, request: &KeyedRequest) -> Result<Claim> {
-    let taken = sqlx::query_scalar!(
-        r#"SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0)) AS "taken!""#,
+    let stored = sqlx::query!(
+        r#"SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0)) AS "taken!",
+                  k.method AS "method?", k.route AS "route?", k.fingerprint AS "fingerprint?",
+                  k.response_status, k.response_body
+           FROM (SELECT) AS one
+           LEFT JOIN idempotency_keys k
+                  ON k.scope = $1 AND k.key = $2 AND k.expires_at > now()"#,
         request.scope,
         request.key,
     )
     .fetch_one(&mut *conn)
     .await?;
-    if !taken {
+    if !stored.taken {
         return Ok(Claim::InUse);
     }
-    // A statement of its own, after the lock: its snapshot sees what the key's last holder
-    // committed.
-    let stored = sqlx::query!(
-        r#"SELECT method, route, fingerprint, response_status, response_body
-           FROM idempotency_keys
-           WHERE scope = $1 AND key = $2 AND expires_at > now()"#,
-        request.scope,
-        request.key,
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(stored) = stored else {
+    let Some(fingerprint) = stored.fingerprint else {
         return Ok(Claim::Fresh);
     };
-    if stored.method != request.method
-        || stored.route != request.route
-        || stored.fingerprint != request.fingerprint
+    if stored.method.as_deref() != Some(request.method)
+        || stored.route.as_deref() != Some(request.route)
+        || fingerprint != request.fingerprint
     {
         return Ok(Claim::Reused);
     }
@@ -53,7 +50,9 @@ pub async fn claim(conn: &mut PgConnection, request: &KeyedRequest) -> Result<Cl
 }
 
 /// Writes the key with its request, the refund it made and the answer; without an answer
-/// the key stays in use until `complete` or `release`. Replaces an expired use of the key.
+/// the key stays in use until `complete` or `release`. Replaces an expired use of the key;
+/// a live one means another request took the key after `claim` looked: the caller's
+/// transaction must roll back.
 pub async fn keep(
     conn: &mut PgConnection,
     request: &KeyedRequest,
@@ -61,7 +60,7 @@ pub async fn keep(
     answer: Option<&StoredAnswer>,
     lifetime: Duration,
 ) -> Result<()> {
-    sqlx::query!(
+    let written = sqlx::query!(
         r#"INSERT INTO idempotency_keys
                (scope, key, method, route, fingerprint, refund_id, response_status,
                 response_body, expires_at)
@@ -71,7 +70,8 @@ pub async fn keep(
                fingerprint = EXCLUDED.fingerprint, refund_id = EXCLUDED.refund_id,
                response_status = EXCLUDED.response_status,
                response_body = EXCLUDED.response_body, created_at = now(),
-               expires_at = EXCLUDED.expires_at"#,
+               expires_at = EXCLUDED.expires_at
+           WHERE idempotency_keys.expires_at <= now()"#,
         request.scope,
         request.key,
         request.method,
@@ -84,7 +84,10 @@ pub async fn keep(
     )
     .execute(conn)
     .await?;
-    Ok(())
+    match written.rows_affected() {
+        1 => Ok(()),
+        _ => Err(Error::IdempotencyKeyInUse),
+    }
 }
 
 /// Records the answer of a key kept without one.

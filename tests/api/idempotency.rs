@@ -547,3 +547,44 @@ async fn with_an_outside_processor_the_key_is_completed_after_the_call(pool: PgP
         }
     );
 }
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_key_taken_after_the_claim_looked_is_not_overwritten(pool: PgPool) {
+    use refunds_server::idempotency::{KeyedRequest, StoredAnswer, repo};
+    let app = spawn_app(pool).await;
+    let org = app.organization("Acme").await;
+    let order_id = app.order(org.id, 1000, 0).await;
+    let body = refund_body(order_id, 100);
+    let first = keyed(&app, &org.write_token, Some(b"k"), &body).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+
+    // what a request whose read predates that commit would try to write
+    let principal = refunds_server::auth::service::authenticate(
+        &app.pool,
+        Some(&format!("Bearer {}", org.write_token)),
+    )
+    .await
+    .unwrap();
+    let late = KeyedRequest::new(
+        &principal,
+        "k".into(),
+        "POST",
+        "/v1/refunds/",
+        body.as_bytes(),
+    );
+    let answer = StoredAnswer {
+        status: 201,
+        body: b"{}".to_vec(),
+    };
+    let mut tx = app.pool.begin().await.unwrap();
+    let refused = repo::keep(&mut tx, &late, None, Some(&answer), Duration::from_secs(60)).await;
+    assert!(
+        matches!(refused, Err(refunds_server::Error::IdempotencyKeyInUse)),
+        "{refused:?}"
+    );
+    drop(tx);
+    assert_replay_of(
+        &keyed(&app, &org.write_token, Some(b"k"), &body).await,
+        &first,
+    );
+}

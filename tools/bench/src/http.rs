@@ -45,11 +45,27 @@ impl Client {
         authorization: Option<&HeaderValue>,
         json_body: Option<String>,
     ) -> Result<(StatusCode, Bytes)> {
+        self.send_with(method, path, authorization, None, json_body)
+            .await
+    }
+
+    /// `send` with one more header.
+    pub async fn send_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        authorization: Option<&HeaderValue>,
+        extra_header: Option<(&'static str, HeaderValue)>,
+        json_body: Option<String>,
+    ) -> Result<(StatusCode, Bytes)> {
         self.sender.ready().await.context("connection closed")?;
         let mut builder = Request::builder()
             .method(method)
             .uri(path)
             .header(HOST, self.host.clone());
+        if let Some((name, value)) = extra_header {
+            builder = builder.header(name, value);
+        }
         if let Some(authorization) = authorization {
             builder = builder.header(AUTHORIZATION, authorization.clone());
         }

@@ -50,12 +50,14 @@ struct ClientResult {
 }
 
 /// Runs `clients` clients for `warmup` (not recorded) then `window` (recorded): a request
-/// counts if it completes inside the window.
+/// counts if it completes inside the window. With `keyed`, every request carries an
+/// `Idempotency-Key` of its own.
 pub async fn create_refunds(
     addr: SocketAddr,
     authorization: HeaderValue,
     orders: Arc<Vec<Uuid>>,
     clients: usize,
+    keyed: bool,
     warmup: Duration,
     window: Duration,
 ) -> Result<LoadResult> {
@@ -75,6 +77,7 @@ pub async fn create_refunds(
             connection,
             authorization,
             orders,
+            keyed,
             measure_start,
             measure_end,
         )));
@@ -106,6 +109,7 @@ async fn run_client(
     mut connection: Client,
     authorization: HeaderValue,
     orders: Arc<Vec<Uuid>>,
+    keyed: bool,
     measure_start: Instant,
     measure_end: Instant,
 ) -> ClientResult {
@@ -130,13 +134,18 @@ async fn run_client(
         let amount: u32 = rng.random_range(1..=10);
         let body =
             format!(r#"{{"order_id":"{order_id}","reason":"customer_request","amount":{amount}}}"#);
+        let key = keyed.then(|| {
+            let key = Uuid::new_v4().simple().to_string();
+            ("idempotency-key", HeaderValue::from_str(&key).expect("hex"))
+        });
         let started = Instant::now();
         let outcome = tokio::time::timeout(
             REQUEST_TIMEOUT,
-            connection.send(
+            connection.send_with(
                 Method::POST,
                 "/v1/refunds/",
                 Some(&authorization),
+                key,
                 Some(body),
             ),
         )

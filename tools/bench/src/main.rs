@@ -37,6 +37,8 @@ const MIB: f64 = 1024.0 * 1024.0;
 /// Targets the figures are held against.
 const TARGET_THROUGHPUT_RATIO: f64 = 0.7;
 const TARGET_P99_RATIO: f64 = 2.0;
+/// A key on every create may cost at most 15 % of the throughput.
+const TARGET_KEYED_RATIO: f64 = 0.85;
 const TARGET_LIST_RATIO: f64 = 3.0;
 const TARGET_PEAK_RSS_MIB: f64 = 64.0;
 const TARGET_START_MS: f64 = 500.0;
@@ -586,6 +588,8 @@ struct CreateFigures {
 #[derive(Debug, Clone, Default)]
 struct RunFigures {
     create: Vec<CreateFigures>,
+    /// The first client count again, with an `Idempotency-Key` on every request.
+    create_keyed: CreateFigures,
     pgbench_tps: f64,
     pgbench_latency: Latency,
     pgbench_transactions: u64,
@@ -647,7 +651,13 @@ async fn one_run(
     );
 
     let (server, _) = Server::start(server_config).await?;
-    for clients in &settings.client_counts {
+    let keyed_clients = settings.client_counts[0];
+    let phases = settings
+        .client_counts
+        .iter()
+        .map(|clients| (*clients, false))
+        .chain([(keyed_clients, true)]);
+    for (clients, keyed) in phases {
         // Server and PostgreSQL CPU over the measured window only.
         let cpu_sampler = async {
             tokio::time::sleep(settings.warmup).await;
@@ -664,7 +674,8 @@ async fn one_run(
                 server.addr,
                 fixture.create_token.clone(),
                 fixture.orders.clone(),
-                *clients,
+                clients,
+                keyed,
                 settings.warmup,
                 settings.window,
             ),
@@ -679,7 +690,8 @@ async fn one_run(
             pg_cpu_us_per_request: pg_cpu.as_secs_f64() * 1e6 / result.completed.max(1) as f64,
         };
         eprintln!(
-            "  create, {clients} clients: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} requests, {} errors",
+            "  create, {clients} clients{}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} requests, {} errors",
+            if keyed { " with Idempotency-Key" } else { "" },
             create.throughput,
             create.latency.p50_ms,
             create.latency.p99_ms,
@@ -695,7 +707,10 @@ async fn one_run(
         if result.completed == 0 {
             bail!("no refund was created with {clients} clients");
         }
-        figures.create.push(create);
+        match keyed {
+            true => figures.create_keyed = create,
+            false => figures.create.push(create),
+        }
     }
     figures.peak_rss = server.peak_rss()? as f64 / MIB;
     eprintln!(
@@ -1037,6 +1052,30 @@ fn print_report(settings: &Settings, machine: &Machine, load_at_start: &str, run
             ""
         );
     }
+    let keyed = m(&|r| r.create_keyed.throughput);
+    let unkeyed = m(&|r| r.create[0].throughput);
+    println!(
+        "{:<44} {:>10.0} {:>10.2} {:>10.2}   {:<28} {:>6}",
+        format!(
+            "create, {} clients, Idempotency-Key (req/s)",
+            settings.client_counts[0]
+        ),
+        keyed,
+        m(&|r| r.create_keyed.latency.p50_ms),
+        m(&|r| r.create_keyed.latency.p99_ms),
+        "",
+        ""
+    );
+    let ratio = keyed / unkeyed;
+    println!(
+        "{:<44} {:>10.2} {:>10} {:>10}   {:<28} {:>6}",
+        "  throughput / without a key",
+        ratio,
+        "",
+        "",
+        format!(">= {TARGET_KEYED_RATIO}"),
+        verdict(ratio >= TARGET_KEYED_RATIO)
+    );
     let first = 0;
     let last = settings.list_sizes.len() - 1;
     for (filter, name) in LIST_FILTERS.iter().enumerate() {
