@@ -20,4 +20,6 @@ CREATE TABLE idempotency_keys (
     CHECK ((response_status IS NULL) = (response_body IS NULL))
 );
 
-CREATE INDEX idempotency_keys_expires_at ON idempotency_keys (expires_at);
+-- Keys are written in expiry order, so a block-range index finds the expired ones for the
+-- purge at a fraction of a B-tree's cost on every insert.
+CREATE INDEX idempotency_keys_expires_at ON idempotency_keys USING brin (expires_at);
