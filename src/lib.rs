@@ -2,7 +2,7 @@
 //!
 //! Layers, from the bottom: `domain` (money, states, the domain error), `polar` (Polar's wire
 //! toolkit) and `http` (the web edge); `state` and `payments`; the resources (`auth`,
-//! `organizations`, `customers`, `orders`, `disputes`, `refunds`, `idempotency`,
+//! `organizations`, `customers`, `orders`, `disputes`, `idempotency`, `refunds`,
 //! `admin`); then `app`
 //! (routes, OpenAPI, start-up), `dev` (demo and seed data) and `cli`. Each imports only
 //! from layers below it.

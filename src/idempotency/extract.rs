@@ -23,12 +23,15 @@ impl<S: Sync> FromRequestParts<S> for IdempotencyKey {
         let input = json!(String::from_utf8_lossy(value.as_bytes()));
         let loc = crate::loc!["header", HEADER];
         if values.next().is_some() {
-            return Err(ApiError::RequestValidation(vec![ValidationIssue::new(
-                "value_error",
-                loc,
-                "Value error, send one Idempotency-Key header",
-                input,
-            )]));
+            return Err(ApiError::RequestValidation(vec![
+                ValidationIssue::new(
+                    "value_error",
+                    loc,
+                    "Value error, send one Idempotency-Key header",
+                    input,
+                )
+                .with_ctx(json!({"error": {}})),
+            ]));
         }
         let issue = match parse_key(value.as_bytes()) {
             Ok(key) => return Ok(IdempotencyKey(Some(key))),

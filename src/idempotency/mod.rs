@@ -32,6 +32,8 @@ pub fn parse_key(value: &[u8]) -> Result<String, KeyFault> {
     let printable = |byte: &u8| (b' '..=b'~').contains(byte);
     let key = match value {
         [b'"', inner @ .., b'"'] => unquote(inner).ok_or(KeyFault::NotPrintable)?,
+        // a quoted string that does not end is not a key either
+        [b'"', ..] => return Err(KeyFault::NotPrintable),
         _ if value.iter().all(printable) => String::from_utf8_lossy(value).into_owned(),
         _ => return Err(KeyFault::NotPrintable),
     };
@@ -196,6 +198,9 @@ mod tests {
         assert_eq!(parse_key(b"a\tb"), Err(KeyFault::NotPrintable));
         assert_eq!(parse_key(br#""a"b""#), Err(KeyFault::NotPrintable));
         assert_eq!(parse_key(br#""a\b""#), Err(KeyFault::NotPrintable));
+        assert_eq!(parse_key(br#""abc"#), Err(KeyFault::NotPrintable));
+        assert_eq!(parse_key(b"\""), Err(KeyFault::NotPrintable));
+        assert_eq!(parse_key(br#"a"b"#), Ok(r#"a"b"#.to_owned()));
     }
 
     #[test]

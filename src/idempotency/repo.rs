@@ -22,7 +22,8 @@ pub async fn claim(conn: &mut PgConnection, request: &KeyedRequest) -> Result<Cl
                   k.response_status, k.response_body
            FROM (SELECT) AS one
            LEFT JOIN idempotency_keys k
-                  ON k.scope = $1 AND k.key = $2 AND k.expires_at > now()"#,
+                  ON k.scope = $1 AND k.key = $2
+                 AND (k.expires_at > now() OR k.response_status IS NULL)"#,
         request.scope,
         request.key,
     )
@@ -50,7 +51,8 @@ pub async fn claim(conn: &mut PgConnection, request: &KeyedRequest) -> Result<Cl
 }
 
 /// Writes the key with its request, the refund it made and the answer; without an answer
-/// the key stays in use until `complete` or `release`. Replaces an expired use of the key;
+/// the key stays in use, and does not expire, until `complete`. Replaces an expired use of
+/// the key;
 /// a live one means another request took the key after `claim` looked: the caller's
 /// transaction must roll back.
 pub async fn keep(
@@ -71,7 +73,8 @@ pub async fn keep(
                response_status = EXCLUDED.response_status,
                response_body = EXCLUDED.response_body, created_at = now(),
                expires_at = EXCLUDED.expires_at
-           WHERE idempotency_keys.expires_at <= now()"#,
+           WHERE idempotency_keys.expires_at <= now()
+             AND idempotency_keys.response_status IS NOT NULL"#,
         request.scope,
         request.key,
         request.method,
@@ -90,47 +93,58 @@ pub async fn keep(
     }
 }
 
-/// Records the answer of a key kept without one.
+/// Records the answer of a key kept without one for `refund_id`; with no answer to keep,
+/// forgets the key instead, so that a retry runs again (its refund was released).
 pub async fn complete(
     conn: &mut PgConnection,
     request: &KeyedRequest,
-    answer: &StoredAnswer,
+    refund_id: Uuid,
+    answer: Option<&StoredAnswer>,
 ) -> Result<()> {
-    sqlx::query!(
-        "UPDATE idempotency_keys SET response_status = $3, response_body = $4
-         WHERE scope = $1 AND key = $2",
-        request.scope,
-        request.key,
-        answer.status as i16,
-        answer.body,
-    )
-    .execute(conn)
-    .await?;
+    let written = match answer {
+        Some(answer) => {
+            sqlx::query!(
+                "UPDATE idempotency_keys SET response_status = $4, response_body = $5
+             WHERE scope = $1 AND key = $2 AND refund_id = $3",
+                request.scope,
+                request.key,
+                refund_id,
+                answer.status as i16,
+                answer.body,
+            )
+            .execute(conn)
+            .await?
+        }
+        None => {
+            sqlx::query!(
+                "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND refund_id = $3",
+                request.scope,
+                request.key,
+                refund_id,
+            )
+            .execute(conn)
+            .await?
+        }
+    };
+    // Keys without an answer neither expire nor are replaced, so this is a broken invariant,
+    // not a race; the refund's own move must still commit.
+    if written.rows_affected() != 1 {
+        tracing::error!(%refund_id, "the idempotency key of a settled refund is gone");
+    }
     Ok(())
 }
 
-/// Forgets a key kept without an answer, when the outcome is not one to keep: a retry runs
-/// again.
-pub async fn release(conn: &mut PgConnection, request: &KeyedRequest) -> Result<()> {
-    sqlx::query!(
-        "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2",
-        request.scope,
-        request.key,
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Deletes expired keys, in batches so that no statement holds many rows at once; returns
-/// how many.
+/// Deletes expired keys that have their answer, in batches so that no statement holds many
+/// rows at once; returns how many.
 pub async fn purge_expired(pool: &PgPool) -> Result<u64> {
     const BATCH: i64 = 5_000;
     let mut purged = 0;
     loop {
         let deleted = sqlx::query!(
             "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
-                 SELECT ctid FROM idempotency_keys WHERE expires_at <= now() LIMIT $1))",
+                 SELECT ctid FROM idempotency_keys
+                 WHERE expires_at <= now() AND response_status IS NOT NULL LIMIT $1))
+             AND expires_at <= now() AND response_status IS NOT NULL",
             BATCH,
         )
         .execute(pool)

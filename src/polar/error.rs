@@ -225,7 +225,15 @@ pub fn refusal_answer(error: &Error) -> Option<(StatusCode, Value)> {
             "This idempotency key was already used for a different request",
             json!(key),
         )),
-        _ => return None,
+        Error::InvalidToken
+        | Error::Unauthorized
+        | Error::InsufficientScope(_)
+        | Error::IdempotencyKeyInUse
+        | Error::Processor(_)
+        | Error::NotReady(_)
+        | Error::DatabaseUnavailable(_)
+        | Error::Database(_)
+        | Error::Corrupt(_) => return None,
     };
     Some(answer)
 }
@@ -271,10 +279,11 @@ fn domain_response(error: Error) -> Response {
             tracing::error!(error = %cause, "database unavailable");
             service_unavailable()
         }
-        error => {
+        error @ (Error::Processor(_) | Error::Database(_) | Error::Corrupt(_)) => {
             tracing::error!(%error, "request failed");
             internal_error()
         }
+        plain => unreachable!("{} is a plain answer", plain.kind()),
     }
 }
 

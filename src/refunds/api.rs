@@ -1,5 +1,7 @@
 //! HTTP handlers of `/v1/refunds/`: parse, call the service, answer.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -86,7 +88,7 @@ struct RefundCreateBody {
     request_body(content = RefundCreateBody, content_type = "application/json"),
     params(
         ("Idempotency-Key" = Option<String>, Header, nullable = false,
-         description = "Makes a retry safe: a request repeated with the same key (1 to 255 printable ASCII characters, bare or as a quoted string) within 24 hours is answered with the first answer, byte for byte, and `Idempotent-Replayed: true`, and refunds nothing more. The key belongs to the token's organization (or the user of a personal token). Reusing a key for a different body answers 422 `idempotency_key_reused`; while the first request is still running, 409 `IdempotencyKeyInUse` with `Retry-After`. Successes and refusals by the refund rules are kept; validation errors, authentication failures and server errors are not, and a retry runs again.",
+         description = "Makes a retry safe: a request repeated with the same key (1 to 255 printable ASCII characters, bare or as a quoted string) while the key is kept (24 hours by default) is answered with the first answer, byte for byte, and `Idempotent-Replayed: true`, and refunds nothing more. The key belongs to the token's organization (or the user of a personal token). Reusing a key for a different body answers 422 `idempotency_key_reused`; while the first request is still running, 409 `IdempotencyKeyInUse` with `Retry-After`. Successes and refusals by the refund rules are kept; validation errors, authentication failures and server errors are not, and a retry runs again.",
          min_length = 1, max_length = 255),
     ),
     security(("pat" = ["refunds:write"]), ("oat" = ["refunds:write"])),
@@ -112,12 +114,14 @@ async fn create_refund(
 ) -> ApiResult<Response> {
     let input = parse_refund_create(body.content_type.as_deref(), &body.bytes)?;
     let amount_input = input.amount_input.clone();
-    let request =
-        key.map(|key| KeyedRequest::new(&principal, key, "POST", "/v1/refunds/", &body.bytes));
-    let answer = |created: &Result<Refund, Error>| kept_answer(created, &amount_input);
-    let keyed = request.as_ref().map(|request| Keyed {
-        request,
-        answer: &answer,
+    let keyed = key.map(|key| {
+        let amount_input = amount_input.clone();
+        Keyed {
+            request: KeyedRequest::new(&principal, key, "POST", "/v1/refunds/", &body.bytes),
+            answer: Arc::new(move |created: &Result<Refund, Error>| {
+                kept_answer(created, &amount_input)
+            }),
+        }
     });
     let created = service::create_refund(&state, &principal, input, keyed).await;
     let outcome = match &created {
@@ -157,7 +161,10 @@ fn kept_answer(created: &Result<Refund, Error>, amount_input: &Value) -> Option<
 }
 
 fn replay(answer: StoredAnswer) -> Response {
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let Ok(status) = StatusCode::from_u16(answer.status) else {
+        return ApiError::from(Error::Corrupt(format!("kept status {}", answer.status)))
+            .into_response();
+    };
     let mut response = (status, answer.body).into_response();
     let headers = response.headers_mut();
     headers.insert(

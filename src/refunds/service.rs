@@ -1,9 +1,12 @@
 //! The business rules of refunds: creating one against the locked order (Polar's checks, in
 //! Polar's order), moving it as the processor answers, and listing.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::{PgConnection, Postgres, Transaction};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::model::{ListQuery, Refund, RefundCreate};
@@ -17,11 +20,14 @@ use crate::orders::repo::{self as orders_repo, LockedOrder};
 use crate::payments::{ProcessorError, ProcessorOutcome, ProcessorRefund, ProcessorRefundState};
 use crate::state::{AppState, Reader};
 
-/// An idempotency key on a create: the request it names, and the answer the API surface
-/// gives an outcome, when that outcome is one to keep (`None`: a retry runs again).
-pub struct Keyed<'a> {
-    pub request: &'a KeyedRequest,
-    pub answer: &'a (dyn Fn(&Result<Refund>) -> Option<StoredAnswer> + Send + Sync),
+/// The answer an API surface gives an outcome, when that outcome is one to keep (`None`: a
+/// retry runs again).
+pub type KeptAnswer = Arc<dyn Fn(&Result<Refund>) -> Option<StoredAnswer> + Send + Sync>;
+
+/// An idempotency key on a create: the request it names, and how its answer is kept.
+pub struct Keyed {
+    pub request: KeyedRequest,
+    pub answer: KeptAnswer,
 }
 
 /// What a create did.
@@ -46,11 +52,11 @@ pub async fn create_refund(
     state: &AppState,
     principal: &Principal,
     input: RefundCreate,
-    keyed: Option<Keyed<'_>>,
+    keyed: Option<Keyed>,
 ) -> Result<Created> {
     let mut tx = state.pool.begin().await?;
     if let Some(keyed) = &keyed {
-        match idempotency::repo::claim(&mut tx, keyed.request).await? {
+        match idempotency::repo::claim(&mut tx, &keyed.request).await? {
             Claim::Fresh => {}
             Claim::Replay(answer) => return Ok(Created::Replayed(answer)),
             Claim::InUse => return Err(Error::IdempotencyKeyInUse),
@@ -114,11 +120,23 @@ pub async fn create_refund(
     let pending = record_refund(&mut tx, &order, record).await?;
     if let Some(keyed) = &keyed {
         let lifetime = state.idempotency_key_lifetime;
-        idempotency::repo::keep(&mut tx, keyed.request, Some(refund_id), None, lifetime).await?;
+        idempotency::repo::keep(&mut tx, &keyed.request, Some(refund_id), None, lifetime).await?;
     }
     tx.commit().await?;
-    let answer = processor.refund(&request).await;
-    let settled = settle_new_refund(state, pending, answer, keyed.as_ref()).await?;
+    // Once the amount is reserved the refund must settle even when the request is abandoned
+    // (the client hangs up, the request times out): a task of its own asks the processor and
+    // settles, and the request only waits for it.
+    let state = state.clone();
+    let settling = tokio::spawn(
+        async move {
+            let answer = state.processor.refund(&request).await;
+            settle_new_refund(&state, pending, answer, keyed.as_ref()).await
+        }
+        .instrument(tracing::Span::current()),
+    );
+    let settled = settling
+        .await
+        .map_err(|failure| Error::Processor(format!("settling the refund failed: {failure}")))??;
     Ok(Created::Fresh(Box::new(settled)))
 }
 
@@ -127,10 +145,10 @@ pub async fn create_refund(
 async fn finish(
     state: &AppState,
     mut tx: Transaction<'_, Postgres>,
-    keyed: Option<&Keyed<'_>>,
+    keyed: Option<&Keyed>,
     created: Result<Refund>,
 ) -> Result<Created> {
-    let kept = keyed.and_then(|keyed| Some((keyed.request, (keyed.answer)(&created)?)));
+    let kept = keyed.and_then(|keyed| Some((&keyed.request, (keyed.answer)(&created)?)));
     if let Some((request, answer)) = &kept {
         let refund_id = created.as_ref().ok().map(|refund| refund.id);
         let lifetime = state.idempotency_key_lifetime;
@@ -186,36 +204,45 @@ fn refusal(error: ProcessorError, order_id: Uuid) -> Error {
 /// The third step of an outside processor's refund: the reserved refund settles or is
 /// released by what the processor answered. Without an answer it stays pending, its amount
 /// reserved: asking the processor again with the same refund id finds out what happened.
+/// The key, if any, gets the answer the client is given.
 async fn settle_new_refund(
     state: &AppState,
     mut refund: Refund,
     answer: std::result::Result<ProcessorOutcome, ProcessorError>,
-    keyed: Option<&Keyed<'_>>,
+    keyed: Option<&Keyed>,
 ) -> Result<Refund> {
-    let mut tx = state.pool.begin().await?;
-    let settled = match answer {
-        Ok(outcome) => {
-            let status = status_of(outcome.state);
-            refund.modified_at =
-                Some(move_refund(&mut tx, &refund, status, Some(&outcome.processor_id)).await?);
-            refund.status = status;
-            Ok(refund)
-        }
+    let move_to = match &answer {
+        Ok(outcome) => Some(status_of(outcome.state)),
         Err(ProcessorError::Unavailable(cause)) => {
             tracing::warn!(%cause, "no answer from the processor; the refund stays pending");
-            Ok(refund)
+            None
         }
-        Err(refused) => {
-            refund.modified_at =
-                Some(move_refund(&mut tx, &refund, RefundStatus::Failed, None).await?);
-            Err(refusal(refused, refund.order_id))
-        }
+        Err(_) => Some(RefundStatus::Failed),
+    };
+    if move_to.is_none() && keyed.is_none() {
+        return Ok(refund);
+    }
+    let mut tx = state.pool.begin().await?;
+    if let Some(status) = move_to {
+        let processor_id = answer
+            .as_ref()
+            .ok()
+            .map(|outcome| outcome.processor_id.as_str());
+        refund.modified_at = Some(move_refund(&mut tx, &refund, status, processor_id).await?);
+        refund.status = status;
+    }
+    let (refund_id, order_id) = (refund.id, refund.order_id);
+    let settled = match answer {
+        Err(
+            refused @ (ProcessorError::AlreadyRefunded
+            | ProcessorError::Disputed
+            | ProcessorError::Other(_)),
+        ) => Err(refusal(refused, order_id)),
+        _ => Ok(refund),
     };
     if let Some(keyed) = keyed {
-        match (keyed.answer)(&settled) {
-            Some(answer) => idempotency::repo::complete(&mut tx, keyed.request, &answer).await?,
-            None => idempotency::repo::release(&mut tx, keyed.request).await?,
-        }
+        let answer = (keyed.answer)(&settled);
+        idempotency::repo::complete(&mut tx, &keyed.request, refund_id, answer.as_ref()).await?;
     }
     tx.commit().await?;
     settled

@@ -56,7 +56,9 @@ fn assert_replay_of(replay: &Response, first: &Response) {
     assert_eq!(replay.status, first.status, "{}", replay.text);
     assert_eq!(replay.text, first.text, "the body, byte for byte");
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
-    assert_eq!(replay.header("content-type"), Some("application/json"));
+    for header in ["content-type", "cache-control"] {
+        assert_eq!(replay.header(header), first.header(header), "{header}");
+    }
 }
 
 fn assert_fresh(response: &Response) {
@@ -586,5 +588,97 @@ async fn a_key_taken_after_the_claim_looked_is_not_overwritten(pool: PgPool) {
     assert_replay_of(
         &keyed(&app, &org.write_token, Some(b"k"), &body).await,
         &first,
+    );
+}
+
+/// An outside processor that takes its time and counts its calls.
+struct SlowProcessor {
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl PaymentProcessor for SlowProcessor {
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+
+    async fn refund(&self, request: &ProcessorRefund) -> Result<ProcessorOutcome, ProcessorError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        Ok(ProcessorOutcome {
+            state: ProcessorRefundState::Succeeded,
+            processor_id: format!("re_{}", request.refund_id.simple()),
+        })
+    }
+}
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn one_key_calls_a_slow_processor_once_and_survives_a_client_that_hangs_up(pool: PgPool) {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let processor = SlowProcessor {
+        calls: calls.clone(),
+        delay: Duration::from_millis(600),
+    };
+    let app = spawn_app_with_processor(pool, processor).await;
+    let org = app.organization("Acme").await;
+    let order_id = app.order(org.id, 1000, 0).await;
+    let body = refund_body(order_id, 100);
+
+    let answers = futures::future::join_all(
+        (0..10).map(|_| keyed(&app, &org.write_token, Some(b"slow"), &body)),
+    )
+    .await;
+    let created: Vec<&Response> = answers
+        .iter()
+        .filter(|answer| answer.status == StatusCode::CREATED)
+        .collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "the others arrive while the first is running"
+    );
+    assert!(answers.iter().all(|a| a.status == StatusCode::CREATED
+        || (a.status == StatusCode::CONFLICT && a.header("retry-after") == Some("1"))));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_replay_of(
+        &keyed(&app, &org.write_token, Some(b"slow"), &body).await,
+        created[0],
+    );
+
+    // the client gives up during the call: the refund settles all the same, and its answer
+    // is kept for the retry
+    let hasty = app
+        .client
+        .post(format!("{}/v1/refunds/", app.address))
+        .bearer_auth(&org.write_token)
+        .header("content-type", "application/json")
+        .header("Idempotency-Key", "hasty")
+        .timeout(Duration::from_millis(200))
+        .body(refund_body(order_id, 200))
+        .send()
+        .await;
+    assert!(hasty.is_err(), "the client timed out");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let retried = keyed(
+        &app,
+        &org.write_token,
+        Some(b"hasty"),
+        &refund_body(order_id, 200),
+    )
+    .await;
+    assert_eq!(retried.status, StatusCode::CREATED, "{}", retried.text);
+    assert_eq!(retried.header("idempotent-replayed"), Some("true"));
+    assert_eq!(retried.json()["status"], "succeeded");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(
+        app.order_state(order_id).await,
+        OrderState {
+            status: "partially_refunded".into(),
+            refunded_amount: 300,
+            refunded_tax_amount: 0,
+            pending_amount: 0,
+            pending_tax_amount: 0,
+        }
     );
 }
