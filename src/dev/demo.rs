@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::auth::service::{TokenOwner, create_token};
 use crate::customers::service as customers;
 use crate::domain::Result;
-use crate::orders::service::{PaidOrderInput, create_paid_order};
+use crate::orders::service::{OrderDetails, PaidOrderInput, create_paid_order};
 use crate::organizations::service as organizations;
 
 pub const DEMO_SLUG: &str = "demo";
@@ -122,6 +122,7 @@ async fn seed(pool: &PgPool) -> Result<Uuid> {
                 tax_amount,
                 applied_balance_amount: 0,
                 metadata: json!({"demo": true}),
+                details: OrderDetails::default(),
             },
         )
         .await?;

@@ -42,6 +42,9 @@ pub enum Error {
     RevokeSubscriptionBenefitsProhibited,
     #[error("order {0} has no succeeded payment")]
     RefundUnknownPayment(Uuid),
+    /// A resource read through Polar's API that does not exist or that the caller may not see.
+    #[error("resource not found")]
+    ResourceNotFound,
     /// A setup operation (CLI, admin API) named something that does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -100,6 +103,7 @@ impl Error {
             Error::RevokeSubscriptionBenefitsProhibited => "revoke_benefits_prohibited",
             Error::RefundUnknownPayment(_) => "unknown_payment",
             Error::NotFound(_) => "not_found",
+            Error::ResourceNotFound => "resource_not_found",
             Error::Conflict(_) => "conflict",
             Error::Processor(_) => "processor_error",
             Error::NotReady(_) => "not_ready",

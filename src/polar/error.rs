@@ -200,6 +200,7 @@ fn domain_response(error: Error) -> Response {
             "RefundUnknownPayment",
             format!("Refund issued for unknown order: {order_id}"),
         ),
+        Error::ResourceNotFound => polar(StatusCode::NOT_FOUND, "ResourceNotFound", "Not found"),
         Error::NotFound(what) => polar(
             StatusCode::NOT_FOUND,
             "ResourceNotFound",

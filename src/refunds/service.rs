@@ -14,6 +14,7 @@ use crate::domain::money::{OrderAmounts, RefundSplit};
 use crate::domain::{Error, OrderStatus, RefundReason, RefundStatus, Result};
 use crate::orders::repo::{self as orders_repo, LockedOrder};
 use crate::payments::{ProcessorError, ProcessorOutcome, ProcessorRefund, ProcessorRefundState};
+use crate::polar::schema::Pagination;
 use crate::state::AppState;
 
 /// Creates a refund. A processor that answers in-process settles it inside the transaction
@@ -280,12 +281,6 @@ pub struct RefundList {
     pub pagination: Pagination,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Pagination {
-    pub total_count: i64,
-    pub max_page: i64,
-}
-
 #[tracing::instrument(name = "refunds.list", skip_all, fields(route = "/v1/refunds/"))]
 pub async fn list_refunds(
     state: &AppState,
@@ -303,10 +298,7 @@ pub async fn list_refunds(
     if organization_ids.is_empty() {
         return Ok(RefundList {
             items: Vec::new(),
-            pagination: Pagination {
-                total_count: 0,
-                max_page: 0,
-            },
+            pagination: Pagination::of(0, query.limit),
         });
     }
     let (items, total_count) = tokio::try_join!(
@@ -315,9 +307,6 @@ pub async fn list_refunds(
     )?;
     Ok(RefundList {
         items,
-        pagination: Pagination {
-            total_count,
-            max_page: (total_count + query.limit - 1) / query.limit,
-        },
+        pagination: Pagination::of(total_count, query.limit),
     })
 }

@@ -10,6 +10,7 @@ mod helpers;
 mod list;
 mod openapi;
 mod ops;
+mod orders;
 mod payments;
 mod routing;
 mod seed;
