@@ -578,6 +578,20 @@ async fn with_items(db: impl PgExecutor<'_>, records: Vec<OrderRecord>) -> Resul
         .collect()
 }
 
+/// An order of `organization_id` as Polar shows it, for senders outside any request (the
+/// `data` of an order webhook).
+pub async fn order_of_organization(
+    db: &PgPool,
+    organization_id: Uuid,
+    order_id: Uuid,
+) -> Result<Order> {
+    let record = repo::find_readable_order(db, order_id, &[organization_id])
+        .await?
+        .ok_or(Error::ResourceNotFound)?;
+    let mut orders = with_items(db, vec![record]).await?;
+    orders.pop().ok_or(Error::ResourceNotFound)
+}
+
 /// An order the caller may see, as Polar shows it; 404 for any other.
 #[tracing::instrument(name = "orders.get", skip_all, fields(route = "/v1/orders/{id}"))]
 pub async fn read_order(db: &PgPool, principal: &Principal, order_id: Uuid) -> Result<Order> {
@@ -620,4 +634,29 @@ pub async fn list_orders(
         items: with_items(db, records).await?,
         pagination: Pagination::of(total_count, query.limit),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avatars_are_the_gravatar_of_the_lower_cased_email() {
+        assert_eq!(
+            avatar_url("A0@Example.com"),
+            "https://www.gravatar.com/avatar/96ed3d6961624cfa26db2ad494235b44b3490786c5ee053ea2801acd6b454cb2?d=404"
+        );
+    }
+
+    #[test]
+    fn a_period_ends_one_interval_after_it_starts() {
+        let start = DateTime::parse_from_rfc3339("2026-01-31T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let end = |interval| period_end(start, interval).to_rfc3339();
+        assert_eq!(end(RecurringInterval::Day), "2026-02-01T10:00:00+00:00");
+        assert_eq!(end(RecurringInterval::Week), "2026-02-07T10:00:00+00:00");
+        assert_eq!(end(RecurringInterval::Month), "2026-02-28T10:00:00+00:00");
+        assert_eq!(end(RecurringInterval::Year), "2027-01-31T10:00:00+00:00");
+    }
 }

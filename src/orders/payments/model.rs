@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
 use utoipa::openapi::schema::{Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
 use crate::domain::{PaymentStatus, PaymentTrigger};
@@ -104,11 +104,31 @@ payment_struct!(
 );
 
 /// Polar's `Payment`: a card payment with its card, or any other.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Payment {
     Card(CardPayment),
     Generic(GenericPayment),
+}
+
+// `anyOf`, as Polar documents it: a card payment is a valid generic payment too, so `oneOf`
+// (what utoipa derives for an untagged enum) would refuse it.
+impl utoipa::PartialSchema for Payment {
+    fn schema() -> utoipa::openapi::RefOr<Schema> {
+        utoipa::openapi::schema::AnyOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name("CardPayment"))
+            .item(utoipa::openapi::Ref::from_schema_name("GenericPayment"))
+            .into()
+    }
+}
+
+impl ToSchema for Payment {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<Schema>)>) {
+        schemas.push(("CardPayment".into(), CardPayment::schema()));
+        CardPayment::schemas(schemas);
+        schemas.push(("GenericPayment".into(), GenericPayment::schema()));
+        GenericPayment::schemas(schemas);
+    }
 }
 
 /// `ListResource[Payment]`.
