@@ -75,8 +75,17 @@ pub async fn prepare(pool: &PgPool) -> Result<Option<Demo>> {
             None,
         )
     };
-    let write_token = token(&["refunds:read", "refunds:write"]).await?.token;
-    let read_token = token(&["refunds:read"]).await?.token;
+    let write_token = token(&[
+        "refunds:read",
+        "refunds:write",
+        "orders:read",
+        "payments:read",
+    ])
+    .await?
+    .token;
+    let read_token = token(&["refunds:read", "orders:read", "payments:read"])
+        .await?
+        .token;
     let orders = sqlx::query_as!(
         DemoOrder,
         r#"
@@ -165,6 +174,19 @@ pub fn banner(demo: &Demo, address: SocketAddr) -> String {
             text,
             "    curl -s -X POST {base}/v1/refunds/ -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' -d '{{\"order_id\": \"{}\", \"reason\": \"customer_request\", \"amount\": 1110}}'",
             demo.write_token, order.id
+        );
+    }
+    if let Some(order) = demo.orders.first() {
+        let _ = writeln!(text, "\n  Read it back as Polar's Order, and its payment:");
+        let _ = writeln!(
+            text,
+            "    curl -s {base}/v1/orders/{} -H 'Authorization: Bearer {}'",
+            order.id, demo.read_token
+        );
+        let _ = writeln!(
+            text,
+            "    curl -s '{base}/v1/payments/?order_id={}' -H 'Authorization: Bearer {}'",
+            order.id, demo.read_token
         );
     }
     let _ = writeln!(text, "\n  List refunds:");
