@@ -6,7 +6,9 @@ use uuid::Uuid;
 use crate::auth::service::{self as tokens, TokenOwner};
 use crate::config::{DatabaseConfig, ServeConfig};
 use crate::customers::service as customers;
-use crate::orders::service::{self as orders, PaidOrderInput};
+use crate::domain::{BillingReason, RecurringInterval};
+use crate::orders::model::Address;
+use crate::orders::service::{self as orders, OrderDetails, OrderItemInput, PaidOrderInput};
 use crate::organizations::service as organizations;
 use crate::telemetry::LogFormat;
 
@@ -30,6 +32,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// One command is parsed once per process: the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API (creates the database and applies migrations first).
@@ -91,7 +95,8 @@ pub enum Command {
         /// ...or a personal token (polar_pat_) for this user.
         #[arg(long)]
         user_id: Option<Uuid>,
-        /// Comma-separated scopes: refunds:read, refunds:write, orders:read.
+        /// Comma-separated scopes: refunds:read, refunds:write, orders:read, orders:write,
+        /// payments:read.
         #[arg(
             long,
             value_delimiter = ',',
@@ -138,9 +143,74 @@ pub enum Command {
         /// Customer balance applied: positive for a debt added, negative for credit used.
         #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
         applied_balance_amount: i64,
+        /// purchase, subscription_create, subscription_cycle, subscription_update or
+        /// subscription_meter_cycle (default: subscription_create with --subscription-id,
+        /// else purchase).
+        #[arg(long)]
+        billing_reason: Option<BillingReason>,
+        /// The name on the invoice.
+        #[arg(long)]
+        billing_name: Option<String>,
+        /// The billing address's country (ISO 3166-1 alpha-2); the other --billing-* parts
+        /// need it.
+        #[arg(long)]
+        billing_country: Option<String>,
+        #[arg(long, requires = "billing_country")]
+        billing_line1: Option<String>,
+        #[arg(long, requires = "billing_country")]
+        billing_postal_code: Option<String>,
+        #[arg(long, requires = "billing_country")]
+        billing_city: Option<String>,
+        #[arg(long, requires = "billing_country")]
+        billing_state: Option<String>,
+        /// The product sold (default: none, or a monthly "Subscription" for a subscription).
+        #[arg(long)]
+        product_id: Option<Uuid>,
+        #[arg(long)]
+        product_name: Option<String>,
+        /// day, week, month or year: the product recurs.
+        #[arg(long)]
+        product_recurring_interval: Option<RecurringInterval>,
+        /// A line `LABEL=AMOUNT` or `LABEL=AMOUNT:TAX`, repeatable; the lines add up to the
+        /// net and tax amounts (default: one line for the whole order).
+        #[arg(long = "item", value_parser = parse_item)]
+        items: Vec<OrderItemInput>,
+        /// `card` (default) or another method's name.
+        #[arg(long)]
+        payment_method: Option<String>,
+        #[arg(long)]
+        card_brand: Option<String>,
+        #[arg(long)]
+        card_last4: Option<String>,
+        /// A metadata pair `KEY=VALUE` (a string), repeatable.
+        #[arg(long = "metadata", value_parser = parse_metadata)]
+        metadata: Vec<(String, String)>,
         #[command(flatten)]
         database: DatabaseConfig,
     },
+}
+
+fn parse_item(text: &str) -> Result<OrderItemInput, String> {
+    let (label, amounts) = text
+        .rsplit_once('=')
+        .ok_or("expected LABEL=AMOUNT or LABEL=AMOUNT:TAX")?;
+    let (amount, tax_amount) = amounts.split_once(':').unwrap_or((amounts, "0"));
+    Ok(OrderItemInput {
+        label: label.to_owned(),
+        amount: amount
+            .parse()
+            .map_err(|_| format!("bad amount {amount:?}"))?,
+        tax_amount: tax_amount
+            .parse()
+            .map_err(|_| format!("bad tax amount {tax_amount:?}"))?,
+        proration: false,
+    })
+}
+
+fn parse_metadata(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .ok_or_else(|| "expected KEY=VALUE".to_owned())
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -256,9 +326,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             currency,
             subscription_id,
             applied_balance_amount,
+            billing_reason,
+            billing_name,
+            billing_country,
+            billing_line1,
+            billing_postal_code,
+            billing_city,
+            billing_state,
+            product_id,
+            product_name,
+            product_recurring_interval,
+            items,
+            payment_method,
+            card_brand,
+            card_last4,
+            metadata,
             database,
         } => {
             let pool = connect_and_migrate(&database).await?;
+            let billing_address = billing_country.map(|country| Address {
+                line1: billing_line1,
+                line2: None,
+                postal_code: billing_postal_code,
+                city: billing_city,
+                state: billing_state,
+                country,
+            });
+            let metadata: serde_json::Map<String, serde_json::Value> = metadata
+                .into_iter()
+                .map(|(key, value)| (key, serde_json::Value::String(value)))
+                .collect();
             let input = PaidOrderInput {
                 organization_id,
                 customer_id,
@@ -267,7 +364,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 net_amount,
                 tax_amount,
                 applied_balance_amount,
-                metadata: serde_json::json!({}),
+                metadata: serde_json::Value::Object(metadata),
+                details: OrderDetails {
+                    billing_reason,
+                    billing_name,
+                    billing_address,
+                    product_id,
+                    product_name,
+                    product_recurring_interval,
+                    items,
+                    payment_method,
+                    card_brand,
+                    card_last4,
+                },
             };
             print_json(&orders::create_paid_order(&pool, input).await?)
         }

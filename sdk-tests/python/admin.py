@@ -36,11 +36,15 @@ class AdminApi:
             "POST", f"/admin/organizations/{organization_id}/access-tokens", {"scopes": scopes}
         )["token"]
 
-    def customer(self, organization_id: str, external_id: str | None = None) -> str:
+    def customer(
+        self, organization_id: str, external_id: str | None = None, name: str | None = None
+    ) -> str:
         body: dict = {
             "organization_id": organization_id,
             "email": f"{uuid.uuid4().hex[:12]}@example.com",
         }
+        if name is not None:
+            body["name"] = name
         if external_id is not None:
             body["external_id"] = external_id
         return self._call("POST", "/admin/customers", body)["id"]
@@ -54,13 +58,16 @@ class AdminApi:
         *,
         currency: str = "usd",
         subscription_id: str | None = None,
+        **details,
     ) -> str:
+        """`details`: any other field of the admin order body (product, items, metadata…)."""
         body: dict = {
             "organization_id": organization_id,
             "customer_id": customer_id,
             "net_amount": net_amount,
             "tax_amount": tax_amount,
             "currency": currency,
+            **details,
         }
         if subscription_id is not None:
             body["subscription_id"] = subscription_id
@@ -99,7 +106,9 @@ class Merchant:
         return cls(
             admin=admin,
             organization_id=org,
-            token=admin.token(org, ["refunds:read", "refunds:write"]),
+            token=admin.token(
+                org, ["refunds:read", "refunds:write", "orders:read", "payments:read"]
+            ),
             read_token=admin.token(org, ["refunds:read"]),
             customer_id=admin.customer(org, external_id),
             external_id=external_id,

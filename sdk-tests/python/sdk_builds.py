@@ -35,6 +35,7 @@ class Build1:
         self.label = f"polar-sdk {self.version} (from polar.v2026_10 import Polar)"
         self.RefundedAlready = errors.RefundedAlready
         self.HTTPValidationError = errors.HTTPValidationError
+        self.ResourceNotFound = errors.ResourceNotFound
         # any other 4xx: the raw body text in `.error`
         self.ClientError = polar.PolarClientError
         # a 4xx body that does not fit the declared error model (e.g. a non-RefundedAlready 403)
@@ -96,6 +97,32 @@ class Build1:
         1.x yields items, not pages, so the page count is not observable (None)."""
         return list(self.client(token).refunds.iter_list(**query)), None
 
+    # orders and payments
+    def get_order(self, token: str, order_id: str):
+        return self.client(token).orders.get(order_id)
+
+    def list_orders(self, token: str, **query: Any):
+        res = self.client(token).orders.list(**query)
+        return res.items, res.pagination
+
+    def iterate_orders(self, token: str, **query: Any) -> tuple[list, int | None]:
+        return list(self.client(token).orders.iter_list(**query)), None
+
+    def get_payment(self, token: str, payment_id: str):
+        return self.client(token).payments.get(payment_id)
+
+    def list_payments(self, token: str, **query: Any):
+        res = self.client(token).payments.list(**query)
+        return res.items, res.pagination
+
+    @staticmethod
+    def payment_method(payment) -> str:
+        return payment.method
+
+    def not_found(self, exc) -> tuple[str, str]:
+        """(error, detail) of a typed ResourceNotFound."""
+        return exc.error.error, exc.error.detail
+
     # typed error bodies
     def validation_errors(self, exc) -> list:
         return list(exc.error.detail)
@@ -140,6 +167,7 @@ class Build0:
         self.models = models
         self.RefundedAlready = models.RefundedAlready
         self.HTTPValidationError = models.HTTPValidationError
+        self.ResourceNotFound = models.ResourceNotFound
         self.ClientError = models.SDKError
         self.DeserializationError = models.ResponseValidationError
         self.InputError = pydantic.ValidationError
@@ -184,6 +212,39 @@ class Build0:
             items.extend(res.result.items)
             res = res.next()
         return items, pages
+
+    def get_order(self, token: str, order_id: str):
+        return self.client(token).orders.get(id=order_id)
+
+    def list_orders(self, token: str, **query: Any):
+        res = self.client(token).orders.list(**query)
+        return res.result.items, res.result.pagination
+
+    def iterate_orders(self, token: str, **query: Any) -> tuple[list, int | None]:
+        items: list = []
+        pages = 0
+        res = self.client(token).orders.list(**query)
+        while res is not None:
+            pages += 1
+            assert pages < 1000, "the SDK pager does not stop"
+            items.extend(res.result.items)
+            res = res.next()
+        return items, pages
+
+    def get_payment(self, token: str, payment_id: str):
+        return self.client(token).payments.get(id=payment_id)
+
+    def list_payments(self, token: str, **query: Any):
+        res = self.client(token).payments.list(**query)
+        return res.result.items, res.result.pagination
+
+    @staticmethod
+    def payment_method(payment) -> str:
+        # A card payment's constant `method` is aliased to METHOD in 0.x.
+        return payment.METHOD if type(payment).__name__ == "CardPayment" else payment.method
+
+    def not_found(self, exc) -> tuple[str, str]:
+        return exc.data.ERROR, exc.data.detail  # `error` is aliased to ERROR in 0.x
 
     def validation_errors(self, exc) -> list:
         return list(exc.data.detail)

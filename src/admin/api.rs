@@ -16,10 +16,11 @@ use uuid::Uuid;
 use crate::auth::service::{self as tokens, CreatedToken, TokenOwner};
 use crate::customers::{Customer, service as customers};
 use crate::disputes::model::{DisputeOpening, RefundDispute};
-use crate::domain::{DisputeStatus, Error};
+use crate::domain::{BillingReason, DisputeStatus, Error, RecurringInterval};
 use crate::http::extract::AdminJson;
+use crate::orders::model::Address;
 use crate::orders::model::OrderView;
-use crate::orders::service::{self as orders, PaidOrderInput};
+use crate::orders::service::{self as orders, OrderDetails, OrderItemInput, PaidOrderInput};
 use crate::organizations::{Organization, User, service as organizations};
 use crate::polar::parse::path_uuid;
 use crate::polar::schema::{ErrorBody, HttpValidationError};
@@ -320,6 +321,21 @@ struct OrderCreate {
     applied_balance_amount: i64,
     #[serde(default)]
     metadata: Map<String, Value>,
+    /// Defaults to `subscription_create` with a `subscription_id`, else `purchase`.
+    billing_reason: Option<BillingReason>,
+    billing_name: Option<String>,
+    billing_address: Option<Address>,
+    /// The product sold; a subscription order without one gets a monthly "Subscription".
+    product_id: Option<Uuid>,
+    product_name: Option<String>,
+    product_recurring_interval: Option<RecurringInterval>,
+    /// The lines, adding up to `net_amount` and `tax_amount`; one line by default.
+    #[serde(default)]
+    items: Vec<OrderItemInput>,
+    /// `card` by default.
+    payment_method: Option<String>,
+    card_brand: Option<String>,
+    card_last4: Option<String>,
 }
 
 #[utoipa::path(
@@ -347,6 +363,18 @@ async fn create_order(
             tax_amount: body.tax_amount,
             applied_balance_amount: body.applied_balance_amount,
             metadata: Value::Object(body.metadata),
+            details: OrderDetails {
+                billing_reason: body.billing_reason,
+                billing_name: body.billing_name,
+                billing_address: body.billing_address,
+                product_id: body.product_id,
+                product_name: body.product_name,
+                product_recurring_interval: body.product_recurring_interval,
+                items: body.items,
+                payment_method: body.payment_method,
+                card_brand: body.card_brand,
+                card_last4: body.card_last4,
+            },
         },
     )
     .await?;

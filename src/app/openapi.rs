@@ -26,6 +26,8 @@ use crate::state::AppState;
     ),
     tags(
         (name = "refunds", description = "Polar-compatible refunds."),
+        (name = "orders", description = "Polar-compatible orders, as refunds see them."),
+        (name = "payments", description = "Polar-compatible payments of orders."),
         (name = "admin", description = "Setting up data for sandboxes, test suites and ingestion. \
                                          Off unless `REFUNDS_ADMIN_TOKEN` is set; takes that token."),
         (name = "operations", description = "Liveness, readiness and metrics."),
@@ -41,6 +43,21 @@ use crate::state::AppState;
         HttpValidationError,
         crate::refunds::model::RefundSort,
         crate::disputes::model::RefundDispute,
+        crate::polar::schema::MetadataQuery,
+        crate::orders::model::OrderSort,
+        crate::orders::model::ProductBillingType,
+        crate::orders::model::CustomerType,
+        crate::orders::model::SubscriptionStatus,
+        crate::orders::model::ProductVisibility,
+        crate::orders::model::TrialInterval,
+        crate::orders::model::CustomerCancellationReason,
+        crate::orders::model::Address,
+        crate::orders::model::OrderCustomer,
+        crate::orders::model::OrderProduct,
+        crate::orders::model::OrderSubscription,
+        crate::domain::RecurringInterval,
+        crate::domain::PaymentTrigger,
+        crate::orders::payments::model::PaymentSort,
     )),
     modifiers(&SecuritySchemes),
 )]
@@ -73,6 +90,8 @@ impl Modify for SecuritySchemes {
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::refunds::api::routes())
+        .merge(crate::orders::api::routes())
+        .merge(crate::orders::payments::api::routes())
         .merge(crate::admin::api::routes())
         .merge(super::ops::routes())
 }
@@ -82,14 +101,43 @@ pub fn document() -> serde_json::Value {
     let mut document =
         serde_json::to_value(routes().into_openapi()).expect("the document serializes");
     strip_integer_formats(&mut document);
+    require_path_parameters(&mut document);
     document
+}
+
+/// OpenAPI requires every path parameter to be `required`; utoipa leaves those described by a
+/// custom schema optional.
+fn require_path_parameters(document: &mut serde_json::Value) {
+    let Some(paths) = document
+        .get_mut("paths")
+        .and_then(|paths| paths.as_object_mut())
+    else {
+        return;
+    };
+    for operation in paths.values_mut().filter_map(|path| path.as_object_mut()) {
+        for parameters in operation
+            .values_mut()
+            .filter_map(|operation| operation.get_mut("parameters"))
+            .filter_map(|parameters| parameters.as_array_mut())
+        {
+            for parameter in parameters.iter_mut().filter(|p| p["in"] == "path") {
+                parameter["required"] = serde_json::Value::Bool(true);
+            }
+        }
+    }
 }
 
 /// Polar's integers carry no `int32`/`int64` format; utoipa adds one for Rust integers.
 fn strip_integer_formats(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(object) => {
-            if object.get("type").and_then(|kind| kind.as_str()) == Some("integer") {
+            let integer = match object.get("type") {
+                Some(serde_json::Value::String(kind)) => kind == "integer",
+                // A nullable integer: `["integer", "null"]`.
+                Some(serde_json::Value::Array(kinds)) => kinds.iter().any(|kind| kind == "integer"),
+                _ => false,
+            };
+            if integer {
                 object.remove("format");
             }
             object.values_mut().for_each(strip_integer_formats);

@@ -5,7 +5,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 
-use super::{Principal, REFUNDS_READ, REFUNDS_WRITE};
+use super::{ORDERS_READ, PAYMENTS_READ, Principal, REFUNDS_READ, REFUNDS_WRITE};
 use crate::domain::Error;
 use crate::polar::ApiError;
 use crate::state::AppState;
@@ -55,4 +55,14 @@ scoped_principal!(
     /// A caller whose token holds `refunds:write`.
     RefundsWrite,
     &[REFUNDS_WRITE]
+);
+scoped_principal!(
+    /// A caller whose token holds `orders:read`.
+    OrdersRead,
+    &[ORDERS_READ]
+);
+scoped_principal!(
+    /// A caller whose token holds `payments:read`.
+    PaymentsRead,
+    &[PAYMENTS_READ]
 );

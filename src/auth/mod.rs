@@ -13,8 +13,18 @@ const ANONYMOUS_TOKEN_PREFIX: &str = "polar_crt_";
 
 pub const REFUNDS_READ: &str = "refunds:read";
 pub const REFUNDS_WRITE: &str = "refunds:write";
-/// Scopes this server understands; tokens may carry only these.
-pub const KNOWN_SCOPES: &[&str] = &[REFUNDS_READ, REFUNDS_WRITE, "orders:read"];
+pub const ORDERS_READ: &str = "orders:read";
+pub const ORDERS_WRITE: &str = "orders:write";
+pub const PAYMENTS_READ: &str = "payments:read";
+/// Scopes this server understands; tokens may carry only these. (`orders:write` grants
+/// nothing here, as it grants no read in Polar.)
+pub const KNOWN_SCOPES: &[&str] = &[
+    REFUNDS_READ,
+    REFUNDS_WRITE,
+    ORDERS_READ,
+    ORDERS_WRITE,
+    PAYMENTS_READ,
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {

@@ -18,3 +18,18 @@ pub async fn insert_customer(db: impl PgExecutor<'_>, customer: &Customer) -> sq
     .await?;
     Ok(())
 }
+
+/// The email of a customer of `organization_id`.
+pub async fn email_of(
+    db: impl PgExecutor<'_>,
+    organization_id: uuid::Uuid,
+    customer_id: uuid::Uuid,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!(
+        "SELECT email FROM customers WHERE id = $1 AND organization_id = $2",
+        customer_id,
+        organization_id
+    )
+    .fetch_optional(db)
+    .await
+}

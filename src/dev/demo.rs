@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::auth::service::{TokenOwner, create_token};
 use crate::customers::service as customers;
 use crate::domain::Result;
-use crate::orders::service::{PaidOrderInput, create_paid_order};
+use crate::orders::service::{OrderDetails, PaidOrderInput, create_paid_order};
 use crate::organizations::service as organizations;
 
 pub const DEMO_SLUG: &str = "demo";
@@ -75,8 +75,17 @@ pub async fn prepare(pool: &PgPool) -> Result<Option<Demo>> {
             None,
         )
     };
-    let write_token = token(&["refunds:read", "refunds:write"]).await?.token;
-    let read_token = token(&["refunds:read"]).await?.token;
+    let write_token = token(&[
+        "refunds:read",
+        "refunds:write",
+        "orders:read",
+        "payments:read",
+    ])
+    .await?
+    .token;
+    let read_token = token(&["refunds:read", "orders:read", "payments:read"])
+        .await?
+        .token;
     let orders = sqlx::query_as!(
         DemoOrder,
         r#"
@@ -122,6 +131,7 @@ async fn seed(pool: &PgPool) -> Result<Uuid> {
                 tax_amount,
                 applied_balance_amount: 0,
                 metadata: json!({"demo": true}),
+                details: OrderDetails::default(),
             },
         )
         .await?;
@@ -164,6 +174,19 @@ pub fn banner(demo: &Demo, address: SocketAddr) -> String {
             text,
             "    curl -s -X POST {base}/v1/refunds/ -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' -d '{{\"order_id\": \"{}\", \"reason\": \"customer_request\", \"amount\": 1110}}'",
             demo.write_token, order.id
+        );
+    }
+    if let Some(order) = demo.orders.first() {
+        let _ = writeln!(text, "\n  Read it back as Polar's Order, and its payment:");
+        let _ = writeln!(
+            text,
+            "    curl -s {base}/v1/orders/{} -H 'Authorization: Bearer {}'",
+            order.id, demo.read_token
+        );
+        let _ = writeln!(
+            text,
+            "    curl -s '{base}/v1/payments/?order_id={}' -H 'Authorization: Bearer {}'",
+            order.id, demo.read_token
         );
     }
     let _ = writeln!(text, "\n  List refunds:");

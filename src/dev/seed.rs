@@ -252,23 +252,39 @@ async fn insert_batch(
         inserted_order AS (
             INSERT INTO orders (id, organization_id, customer_id, subscription_id, status,
                                 currency, net_amount, tax_amount, refunded_amount,
-                                refunded_tax_amount, created_at, modified_at)
+                                refunded_tax_amount, billing_reason, product_id, product_name,
+                                product_recurring_interval, created_at, modified_at)
             SELECT o.id, $1, o.customer_id, o.subscription_id,
                    CASE WHEN t.amount IS NULL THEN 'paid'
                         WHEN t.amount >= o.net THEN 'refunded'
                         ELSE 'partially_refunded' END,
                    'usd', o.net, o.tax, coalesce(t.amount, 0), coalesce(t.tax_amount, 0),
+                   CASE WHEN o.subscription_id IS NULL THEN 'purchase'
+                        ELSE 'subscription_create' END,
+                   CASE WHEN o.subscription_id IS NOT NULL THEN gen_random_uuid() END,
+                   CASE WHEN o.subscription_id IS NOT NULL THEN 'Subscription' END,
+                   CASE WHEN o.subscription_id IS NOT NULL THEN 'month' END,
                    o.created_at, t.last_refunded_at
             FROM new_order o
             LEFT JOIN totals t ON t.order_id = o.id
         ),
+        inserted_item AS (
+            INSERT INTO order_items (id, organization_id, order_id, position, label, amount,
+                                     tax_amount, created_at)
+            SELECT gen_random_uuid(), $1, id, 0,
+                   CASE WHEN subscription_id IS NULL THEN 'Order' ELSE 'Subscription' END,
+                   net, tax, created_at
+            FROM new_order
+        ),
         inserted_payment AS (
             INSERT INTO payments (id, organization_id, order_id, status, processor, processor_id,
-                                  amount, currency, created_at)
-            SELECT payment_id, $1, id, 'succeeded', 'sandbox',
-                   'sandbox_ch_' || replace(payment_id::text, '-', ''),
-                   net + tax, 'usd', created_at
-            FROM new_order
+                                  amount, currency, method, card_brand, card_last4,
+                                  customer_email, trigger, created_at)
+            SELECT o.payment_id, $1, o.id, 'succeeded', 'sandbox',
+                   'sandbox_ch_' || replace(o.payment_id::text, '-', ''),
+                   o.net + o.tax, 'usd', 'card', 'visa', '4242', c.email, 'purchase', o.created_at
+            FROM new_order o
+            JOIN customers c ON c.id = o.customer_id AND c.organization_id = $1
         )
         INSERT INTO refunds (id, organization_id, order_id, customer_id, subscription_id,
                              payment_id, status, reason, amount, tax_amount, currency,

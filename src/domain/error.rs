@@ -48,6 +48,9 @@ pub enum Error {
     /// The idempotency key was first used for a different request; holds the key.
     #[error("idempotency key reused for a different request")]
     IdempotencyKeyReused(String),
+    /// A resource read through Polar's API that does not exist or that the caller may not see.
+    #[error("resource not found")]
+    ResourceNotFound,
     /// A setup operation (CLI, admin API) named something that does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -108,6 +111,7 @@ impl Error {
             Error::IdempotencyKeyInUse => "idempotency_key_in_use",
             Error::IdempotencyKeyReused(_) => "idempotency_key_reused",
             Error::NotFound(_) => "not_found",
+            Error::ResourceNotFound => "resource_not_found",
             Error::Conflict(_) => "conflict",
             Error::Processor(_) => "processor_error",
             Error::NotReady(_) => "not_ready",

@@ -14,4 +14,7 @@ pub fn hash_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 pub use money::{OrderAmounts, RefundSplit};
-pub use status::{DisputeStatus, OrderStatus, RefundReason, RefundStatus};
+pub use status::{
+    BillingReason, DisputeStatus, OrderStatus, PaymentStatus, PaymentTrigger, RecurringInterval,
+    RefundReason, RefundStatus,
+};

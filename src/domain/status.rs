@@ -83,6 +83,48 @@ derive_state! {
     }
 }
 
+derive_state! {
+    /// Why an order was billed (Polar's `OrderBillingReason`).
+    #[schema(as = OrderBillingReason)]
+    pub enum BillingReason {
+        Purchase,
+        SubscriptionCreate,
+        SubscriptionCycle,
+        SubscriptionUpdate,
+        SubscriptionMeterCycle,
+    }
+}
+
+derive_state! {
+    /// How often a recurring product bills.
+    pub enum RecurringInterval {
+        Day,
+        Week,
+        Month,
+        Year,
+    }
+}
+
+derive_state! {
+    pub enum PaymentStatus {
+        Pending,
+        Succeeded,
+        Failed,
+    }
+}
+
+derive_state! {
+    /// What started a payment attempt (Polar's `PaymentTrigger`).
+    pub enum PaymentTrigger {
+        Purchase,
+        SubscriptionCycle,
+        RetryDunning,
+        RetryCustomer,
+        RetryPaymentMethodUpdate,
+        RetryAdmin,
+    }
+}
+
 impl DisputeStatus {
     pub fn is_resolved(self) -> bool {
         matches!(self, DisputeStatus::Won | DisputeStatus::Lost)

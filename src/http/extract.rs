@@ -163,3 +163,24 @@ fn deserialize_issue(
         input.cloned().unwrap_or_default(),
     )
 }
+
+/// The `{id}` segment of a path, as text: the route parses it (to answer a bad one in
+/// pydantic's words). Unlike axum's `Path`, it adds no parameter to the OpenAPI document,
+/// which documents the id itself.
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathId {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
+        let axum::extract::Path(id) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        Ok(Self(id))
+    }
+}

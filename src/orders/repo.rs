@@ -1,9 +1,10 @@
+use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::model::OrderView;
-use crate::domain::{OrderAmounts, OrderStatus};
+use super::model::{OrderListQuery, OrderSort, OrderView, ProductBillingType};
+use crate::domain::{BillingReason, OrderAmounts, OrderStatus, RecurringInterval};
 
 /// An order locked for the duration of a refund transaction, with what the checks need.
 pub struct LockedOrder {
@@ -110,14 +111,44 @@ pub struct NewOrder<'a> {
     pub tax_amount: i64,
     pub applied_balance_amount: i64,
     pub metadata: &'a Value,
+    pub billing_reason: BillingReason,
+    pub billing_name: Option<&'a str>,
+    pub billing_address: Option<&'a Value>,
+    pub product: Option<NewProduct<'a>>,
+}
+
+/// The product an order was sold as.
+pub struct NewProduct<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+    pub recurring_interval: Option<RecurringInterval>,
+}
+
+pub struct NewOrderItem<'a> {
+    pub label: &'a str,
+    pub amount: i64,
+    pub tax_amount: i64,
+    pub proration: bool,
+}
+
+/// How a new order was paid: a card's brand and last digits, or another method's name.
+pub struct NewPayment<'a> {
+    pub id: Uuid,
+    pub amount: i64,
+    pub method: &'a str,
+    pub card: Option<(&'a str, &'a str)>,
+    pub customer_email: &'a str,
 }
 
 pub async fn insert_paid_order(db: impl PgExecutor<'_>, order: &NewOrder<'_>) -> sqlx::Result<()> {
+    let product = order.product.as_ref();
     sqlx::query!(
         r#"
         INSERT INTO orders (id, organization_id, customer_id, subscription_id, status, currency,
-                            net_amount, tax_amount, applied_balance_amount, metadata)
-        VALUES ($1, $2, $3, $4, 'paid', $5, $6, $7, $8, $9)
+                            net_amount, tax_amount, applied_balance_amount, metadata,
+                            billing_reason, billing_name, billing_address, product_id,
+                            product_name, product_recurring_interval)
+        VALUES ($1, $2, $3, $4, 'paid', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
         "#,
         order.id,
         order.organization_id,
@@ -128,6 +159,46 @@ pub async fn insert_paid_order(db: impl PgExecutor<'_>, order: &NewOrder<'_>) ->
         order.tax_amount,
         order.applied_balance_amount,
         order.metadata,
+        order.billing_reason as BillingReason,
+        order.billing_name,
+        order.billing_address,
+        product.map(|product| product.id),
+        product.map(|product| product.name),
+        product.and_then(|product| product.recurring_interval) as Option<RecurringInterval>,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Inserts the order's lines in the order given.
+pub async fn insert_order_items(
+    db: impl PgExecutor<'_>,
+    order: &NewOrder<'_>,
+    items: &[NewOrderItem<'_>],
+) -> sqlx::Result<()> {
+    let ids: Vec<Uuid> = items.iter().map(|_| Uuid::new_v4()).collect();
+    let positions: Vec<i32> = (0..items.len() as i32).collect();
+    let labels: Vec<&str> = items.iter().map(|item| item.label).collect();
+    let amounts: Vec<i64> = items.iter().map(|item| item.amount).collect();
+    let taxes: Vec<i64> = items.iter().map(|item| item.tax_amount).collect();
+    let prorations: Vec<bool> = items.iter().map(|item| item.proration).collect();
+    sqlx::query!(
+        r#"
+        INSERT INTO order_items (id, organization_id, order_id, position, label, amount,
+                                 tax_amount, proration)
+        SELECT id, $2, $3, position, label, amount, tax_amount, proration
+        FROM unnest($1::uuid[], $4::int[], $5::text[], $6::bigint[], $7::bigint[], $8::bool[])
+             AS item(id, position, label, amount, tax_amount, proration)
+        "#,
+        &ids,
+        order.organization_id,
+        order.id,
+        &positions,
+        &labels as &[&str],
+        &amounts,
+        &taxes,
+        &prorations,
     )
     .execute(db)
     .await?;
@@ -137,20 +208,25 @@ pub async fn insert_paid_order(db: impl PgExecutor<'_>, order: &NewOrder<'_>) ->
 pub async fn insert_succeeded_payment(
     db: impl PgExecutor<'_>,
     order: &NewOrder<'_>,
-    payment_id: Uuid,
-    amount: i64,
+    payment: &NewPayment<'_>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         r#"
-        INSERT INTO payments (id, organization_id, order_id, status, processor, processor_id, amount, currency)
-        VALUES ($1, $2, $3, 'succeeded', 'sandbox', $4, $5, $6)
+        INSERT INTO payments (id, organization_id, order_id, status, processor, processor_id,
+                              amount, currency, method, card_brand, card_last4, customer_email,
+                              trigger)
+        VALUES ($1, $2, $3, 'succeeded', 'sandbox', $4, $5, $6, $7, $8, $9, $10, 'purchase')
         "#,
-        payment_id,
+        payment.id,
         order.organization_id,
         order.id,
-        format!("sandbox_ch_{}", payment_id.simple()),
-        amount,
+        format!("sandbox_ch_{}", payment.id.simple()),
+        payment.amount,
         order.currency,
+        payment.method,
+        payment.card.map(|(brand, _)| brand),
+        payment.card.map(|(_, last4)| last4),
+        payment.customer_email,
     )
     .execute(db)
     .await?;
@@ -225,4 +301,279 @@ pub async fn set_refunds_blocked(
     .execute(db)
     .await?;
     Ok(updated.rows_affected() == 1)
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading orders as Polar shows them
+// ---------------------------------------------------------------------------------------
+
+/// An order row joined with its customer: everything its Polar `Order` shows but its lines.
+#[derive(Debug, sqlx::FromRow)]
+pub struct OrderRecord {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub modified_at: Option<DateTime<Utc>>,
+    pub status: OrderStatus,
+    pub currency: String,
+    pub net_amount: i64,
+    pub tax_amount: i64,
+    pub applied_balance_amount: i64,
+    pub refunded_amount: i64,
+    pub refunded_tax_amount: i64,
+    pub pending_amount: i64,
+    pub pending_tax_amount: i64,
+    pub billing_reason: BillingReason,
+    pub billing_name: Option<String>,
+    pub billing_address: Option<Value>,
+    pub subscription_id: Option<Uuid>,
+    pub product_id: Option<Uuid>,
+    pub product_name: Option<String>,
+    pub product_recurring_interval: Option<RecurringInterval>,
+    pub metadata: Value,
+    pub customer_id: Uuid,
+    pub customer_created_at: DateTime<Utc>,
+    pub customer_modified_at: Option<DateTime<Utc>>,
+    pub customer_email: String,
+    pub customer_name: Option<String>,
+    pub customer_external_id: Option<String>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct OrderItemRecord {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub label: String,
+    pub amount: i64,
+    pub tax_amount: i64,
+    pub proration: bool,
+    pub created_at: DateTime<Utc>,
+    pub modified_at: Option<DateTime<Utc>>,
+}
+
+const ORDER_SELECT: &str = "SELECT o.id, o.organization_id, o.created_at, o.modified_at, \
+     o.status, o.currency, o.net_amount, o.tax_amount, o.applied_balance_amount, \
+     o.refunded_amount, o.refunded_tax_amount, o.pending_amount, o.pending_tax_amount, \
+     o.billing_reason, o.billing_name, o.billing_address, o.subscription_id, o.product_id, \
+     o.product_name, o.product_recurring_interval, o.metadata, o.customer_id, \
+     c.created_at AS customer_created_at, c.modified_at AS customer_modified_at, \
+     c.email AS customer_email, c.name AS customer_name, \
+     c.external_id AS customer_external_id \
+     FROM orders o \
+     JOIN customers c ON c.id = o.customer_id AND c.organization_id = o.organization_id";
+
+/// The order, if it belongs to one of `organization_ids`.
+pub async fn find_readable_order(
+    db: impl PgExecutor<'_>,
+    order_id: Uuid,
+    organization_ids: &[Uuid],
+) -> sqlx::Result<Option<OrderRecord>> {
+    let mut builder = QueryBuilder::new(ORDER_SELECT);
+    builder.push(" WHERE o.id = ");
+    builder.push_bind(order_id);
+    builder.push(" AND o.organization_id = ANY(");
+    builder.push_bind(organization_ids);
+    builder.push(")");
+    builder.build_query_as().fetch_optional(db).await
+}
+
+/// The lines of the given orders of `organization_ids`, in their order within each order.
+pub async fn order_items(
+    db: impl PgExecutor<'_>,
+    organization_ids: &[Uuid],
+    order_ids: &[Uuid],
+) -> sqlx::Result<Vec<OrderItemRecord>> {
+    sqlx::query_as(
+        "SELECT id, order_id, label, amount, tax_amount, proration, created_at, modified_at \
+         FROM order_items WHERE organization_id = ANY($1) AND order_id = ANY($2) \
+         ORDER BY order_id, position",
+    )
+    .bind(organization_ids)
+    .bind(order_ids)
+    .fetch_all(db)
+    .await
+}
+
+/// Appends the WHERE clause shared by the page and the count of the order list.
+fn push_order_filters(
+    builder: &mut QueryBuilder<Postgres>,
+    organization_ids: &[Uuid],
+    query: &OrderListQuery,
+) {
+    builder.push(" WHERE o.organization_id = ANY(");
+    builder.push_bind(organization_ids.to_vec());
+    builder.push(")");
+    let uuid_filters: [(&str, &Vec<Uuid>); 3] = [
+        ("o.product_id", &query.product_ids),
+        ("o.customer_id", &query.customer_ids),
+        ("o.subscription_id", &query.subscription_ids),
+    ];
+    for (column, values) in uuid_filters {
+        if !values.is_empty() {
+            builder.push(format_args!(" AND {column} = ANY("));
+            builder.push_bind(values.clone());
+            builder.push(")");
+        }
+    }
+    // No order here has a discount or a checkout: filtering by either matches nothing.
+    if !query.discount_ids.is_empty() || !query.checkout_ids.is_empty() {
+        builder.push(" AND false");
+    }
+    if !query.product_billing_types.is_empty() {
+        let one_time = query
+            .product_billing_types
+            .contains(&ProductBillingType::OneTime);
+        let recurring = query
+            .product_billing_types
+            .contains(&ProductBillingType::Recurring);
+        builder.push(" AND o.product_id IS NOT NULL");
+        match (one_time, recurring) {
+            (true, false) => builder.push(" AND o.product_recurring_interval IS NULL"),
+            (false, true) => builder.push(" AND o.product_recurring_interval IS NOT NULL"),
+            _ => builder,
+        };
+    }
+    if !query.external_customer_ids.is_empty() {
+        builder.push(" AND c.external_id = ANY(");
+        builder.push_bind(query.external_customer_ids.clone());
+        builder.push(")");
+    }
+    if !query.statuses.is_empty() {
+        let statuses: Vec<&str> = query.statuses.iter().map(|s| s.as_str()).collect();
+        builder.push(" AND o.status = ANY(");
+        builder.push_bind(statuses);
+        builder.push(")");
+    }
+    if let Some(after) = query.created_after {
+        builder.push(" AND o.created_at > ");
+        builder.push_bind(after);
+    }
+    if let Some(before) = query.created_before {
+        builder.push(" AND o.created_at < ");
+        builder.push_bind(before);
+    }
+    // Each key must hold one of its values, compared as text as Polar compares them.
+    for (key, values) in &query.metadata {
+        builder.push(" AND o.metadata ->> ");
+        builder.push_bind(key.clone());
+        builder.push(" = ANY(");
+        builder.push_bind(values.clone());
+        builder.push(")");
+    }
+}
+
+/// `ORDER BY` for the requested criteria, in Polar's terms (`status` by its place in the
+/// order's life, `customer` by email, `product` by name), with `id` as the last tie-break
+/// in the direction of the first criterion so that pages are stable.
+fn order_list_order_by(sorting: &[OrderSort]) -> String {
+    const STATUS_RANK: &str = "CASE o.status WHEN 'draft' THEN 1 WHEN 'pending' THEN 2 \
+         WHEN 'paid' THEN 3 WHEN 'partially_refunded' THEN 4 WHEN 'refunded' THEN 5 \
+         WHEN 'void' THEN 6 END";
+    let mut terms: Vec<String> = Vec::new();
+    for sort in sorting {
+        let (expression, descending) = match sort {
+            OrderSort::CreatedAt => ("o.created_at", false),
+            OrderSort::CreatedAtDesc => ("o.created_at", true),
+            OrderSort::Status => (STATUS_RANK, false),
+            OrderSort::StatusDesc => (STATUS_RANK, true),
+            // No order here carries an invoice number or a discount: every order ties.
+            OrderSort::InvoiceNumber
+            | OrderSort::InvoiceNumberDesc
+            | OrderSort::Discount
+            | OrderSort::DiscountDesc => continue,
+            OrderSort::Amount | OrderSort::NetAmount => ("o.net_amount", false),
+            OrderSort::AmountDesc | OrderSort::NetAmountDesc => ("o.net_amount", true),
+            OrderSort::Customer => ("c.email", false),
+            OrderSort::CustomerDesc => ("c.email", true),
+            OrderSort::Product => ("o.product_name", false),
+            OrderSort::ProductDesc => ("o.product_name", true),
+            OrderSort::Subscription => ("o.subscription_id", false),
+            OrderSort::SubscriptionDesc => ("o.subscription_id", true),
+        };
+        let term = format!("{expression} {}", if descending { "DESC" } else { "ASC" });
+        if !terms
+            .iter()
+            .any(|existing| existing.starts_with(expression))
+        {
+            terms.push(term);
+        }
+    }
+    let descending_first = sorting.first().is_none_or(|sort| {
+        matches!(
+            sort,
+            OrderSort::CreatedAtDesc
+                | OrderSort::StatusDesc
+                | OrderSort::InvoiceNumberDesc
+                | OrderSort::AmountDesc
+                | OrderSort::NetAmountDesc
+                | OrderSort::CustomerDesc
+                | OrderSort::ProductDesc
+                | OrderSort::DiscountDesc
+                | OrderSort::SubscriptionDesc
+        )
+    });
+    terms.push(
+        if descending_first {
+            "o.id DESC"
+        } else {
+            "o.id ASC"
+        }
+        .to_owned(),
+    );
+    format!(" ORDER BY {}", terms.join(", "))
+}
+
+/// One page of the orders the query matches in `organization_ids`.
+pub async fn list_orders(
+    db: impl PgExecutor<'_>,
+    organization_ids: &[Uuid],
+    query: &OrderListQuery,
+) -> sqlx::Result<Vec<OrderRecord>> {
+    let mut builder = QueryBuilder::new(ORDER_SELECT);
+    push_order_filters(&mut builder, organization_ids, query);
+    builder.push(order_list_order_by(&query.sorting));
+    builder.push(" LIMIT ");
+    builder.push_bind(query.limit);
+    builder.push(" OFFSET ");
+    builder.push_bind((query.page - 1).saturating_mul(query.limit));
+    builder.build_query_as().fetch_all(db).await
+}
+
+/// The number of orders the query matches in `organization_ids`.
+pub async fn count_orders(
+    db: impl PgExecutor<'_>,
+    organization_ids: &[Uuid],
+    query: &OrderListQuery,
+) -> sqlx::Result<i64> {
+    let mut builder = QueryBuilder::new(
+        "SELECT count(*) FROM orders o \
+         JOIN customers c ON c.id = o.customer_id AND c.organization_id = o.organization_id",
+    );
+    push_order_filters(&mut builder, organization_ids, query);
+    builder.build_query_scalar().fetch_one(db).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_by_each_expression_once_with_an_id_tie_break() {
+        assert_eq!(
+            order_list_order_by(&[OrderSort::CreatedAtDesc]),
+            " ORDER BY o.created_at DESC, o.id DESC"
+        );
+        assert_eq!(
+            order_list_order_by(&[
+                OrderSort::Amount,
+                OrderSort::NetAmountDesc,
+                OrderSort::Customer
+            ]),
+            " ORDER BY o.net_amount ASC, c.email ASC, o.id ASC"
+        );
+        assert_eq!(
+            order_list_order_by(&[OrderSort::Discount]),
+            " ORDER BY o.id ASC"
+        );
+    }
 }

@@ -213,6 +213,9 @@ pub fn refusal_answer(error: &Error) -> Option<(StatusCode, Value)> {
             "RefundUnknownPayment",
             format!("Refund issued for unknown order: {order_id}"),
         ),
+        Error::ResourceNotFound => {
+            polar_body(StatusCode::NOT_FOUND, "ResourceNotFound", "Not found")
+        }
         Error::NotFound(what) => polar_body(
             StatusCode::NOT_FOUND,
             "ResourceNotFound",

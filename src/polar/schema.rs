@@ -91,6 +91,23 @@ pub struct HttpValidationError {
     pub detail: Vec<super::validation::ValidationIssue>,
 }
 
+/// Polar's `Pagination` of a list answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Pagination {
+    pub total_count: i64,
+    pub max_page: i64,
+}
+
+impl Pagination {
+    /// The pagination of `total_count` items in pages of `limit`.
+    pub fn of(total_count: i64, limit: i64) -> Self {
+        Self {
+            total_count,
+            max_page: (total_count + limit - 1) / limit,
+        }
+    }
+}
+
 pub fn typed(kind: Type) -> ObjectBuilder {
     ObjectBuilder::new().schema_type(kind)
 }
@@ -112,6 +129,41 @@ fn filter_of(item: ObjectBuilder) -> Schema {
 
 pub fn uuid4_filter() -> Schema {
     filter_of(uuid4())
+}
+
+/// A multiple-value filter of a named enum schema.
+pub fn enum_filter(name: &str) -> Schema {
+    AnyOfBuilder::new()
+        .item(utoipa::openapi::Ref::from_schema_name(name))
+        .item(ArrayBuilder::new().items(utoipa::openapi::Ref::from_schema_name(name)))
+        .item(typed(Type::Null))
+        .build()
+        .into()
+}
+
+schema!(
+    /// `metadata[key]=value` filters (Polar's `MetadataQuery`, in the `deepObject` style).
+    MetadataQuery = {
+        let value = AnyOfBuilder::new()
+            .item(typed(Type::String))
+            .item(typed(Type::Integer))
+            .item(typed(Type::Boolean))
+            .item(ArrayBuilder::new().items(typed(Type::String)))
+            .item(ArrayBuilder::new().items(typed(Type::Integer)))
+            .item(ArrayBuilder::new().items(typed(Type::Boolean)));
+        AnyOfBuilder::new()
+            .item(typed(Type::Object).additional_properties(Some(Schema::AnyOf(value.build()))))
+            .item(typed(Type::Null))
+            .into()
+    }
+);
+
+pub fn metadata_query() -> Schema {
+    Schema::AnyOf(
+        AnyOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name("MetadataQuery"))
+            .build(),
+    )
 }
 
 pub fn string_filter() -> Schema {

@@ -18,6 +18,7 @@ use crate::domain::{Error, OrderStatus, RefundReason, RefundStatus, Result};
 use crate::idempotency::{self, Claim, KeyedRequest, StoredAnswer};
 use crate::orders::repo::{self as orders_repo, LockedOrder};
 use crate::payments::{ProcessorError, ProcessorOutcome, ProcessorRefund, ProcessorRefundState};
+use crate::polar::schema::Pagination;
 use crate::state::{AppState, Reader};
 
 /// The answer an API surface gives an outcome, when that outcome is one to keep (`None`: a
@@ -376,12 +377,6 @@ pub struct RefundList {
     pub pagination: Pagination,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Pagination {
-    pub total_count: i64,
-    pub max_page: i64,
-}
-
 #[tracing::instrument(name = "refunds.list", skip_all, fields(route = "/v1/refunds/"))]
 pub async fn list_refunds(
     reader: &Reader,
@@ -399,10 +394,7 @@ pub async fn list_refunds(
     if organization_ids.is_empty() {
         return Ok(RefundList {
             items: Vec::new(),
-            pagination: Pagination {
-                total_count: 0,
-                max_page: 0,
-            },
+            pagination: Pagination::of(0, query.limit),
         });
     }
     let organization_ids = organization_ids.as_slice();
@@ -416,9 +408,6 @@ pub async fn list_refunds(
         .await?;
     Ok(RefundList {
         items,
-        pagination: Pagination {
-            total_count,
-            max_page: (total_count + query.limit - 1) / query.limit,
-        },
+        pagination: Pagination::of(total_count, query.limit),
     })
 }

@@ -128,6 +128,105 @@ async fn the_readme_walk_through_works_from_the_command_line(pool: PgPool) {
         app.list_ok(personal, "").await["items"][0]["id"],
         refund["id"]
     );
+
+    // An order with every detail the CLI takes, read back as Polar shows it.
+    let reader = run_cli(
+        &url,
+        &[
+            "create-token",
+            "--organization-id",
+            &org_id,
+            "--scopes",
+            "orders:read,payments:read",
+        ],
+    );
+    let reader = reader["token"].as_str().unwrap();
+    let subscription_id = Uuid::new_v4().to_string();
+    let detailed = run_cli(
+        &url,
+        &[
+            "create-order",
+            "--organization-id",
+            &org_id,
+            "--customer-id",
+            &id(&customer),
+            "--net-amount",
+            "3000",
+            "--tax-amount",
+            "300",
+            "--subscription-id",
+            &subscription_id,
+            "--billing-reason",
+            "subscription_cycle",
+            "--billing-name",
+            "Jane Ltd",
+            "--billing-country",
+            "NL",
+            "--billing-city",
+            "Amsterdam",
+            "--product-name",
+            "Gold",
+            "--product-recurring-interval",
+            "week",
+            "--item",
+            "Gold=2500:250",
+            "--item",
+            "Seat=500:50",
+            "--payment-method",
+            "ideal",
+            "--metadata",
+            "plan=pro",
+            "--metadata",
+            "seats=3",
+        ],
+    );
+    let order = app
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/orders/{}", id(&detailed)),
+            Some(reader),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        (
+            &order["billing_reason"],
+            &order["billing_name"],
+            &order["billing_address"]["city"],
+            &order["product"]["name"],
+            &order["subscription"]["recurring_interval"],
+            &order["metadata"],
+            &order["items"][1]["label"],
+            &order["items"][1]["tax_amount"],
+        ),
+        (
+            &json!("subscription_cycle"),
+            &json!("Jane Ltd"),
+            &json!("Amsterdam"),
+            &json!("Gold"),
+            &json!("week"),
+            &json!({"plan": "pro", "seats": "3"}),
+            &json!("Seat"),
+            &json!(50),
+        )
+    );
+    let payments = app
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/payments/?order_id={}", id(&detailed)),
+            Some(reader),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        (
+            &payments["items"][0]["method"],
+            &payments["items"][0]["amount"]
+        ),
+        (&json!("ideal"), &json!(3300))
+    );
 }
 
 #[test]
@@ -280,6 +379,23 @@ async fn demo_mode_seeds_an_empty_database_once_and_prints_how_to_use_it() {
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(banner.contains(&format!(
+        "curl -s {}/v1/orders/{}",
+        server.address, order_ids[0]
+    )));
+    let order: Value = client
+        .get(format!("{}/v1/orders/{}", server.address, order_ids[0]))
+        .bearer_auth(&read_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (order["status"].as_str(), order["refunded_amount"].as_i64()),
+        (Some("partially_refunded"), Some(1110))
+    );
     let (status, _, _) = server.stop().await;
     assert!(status.success());
 

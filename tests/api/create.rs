@@ -1,4 +1,4 @@
-use refunds_server::domain::DisputeStatus;
+use refunds_server::domain::{BillingReason, DisputeStatus};
 use refunds_server::orders::repo::{NewOrder, insert_paid_order};
 use refunds_server::orders::service::PaidOrderInput;
 use reqwest::StatusCode;
@@ -193,6 +193,7 @@ async fn an_applied_balance_changes_what_is_refundable(pool: PgPool) {
         tax_amount: 250,
         applied_balance_amount,
         metadata: json!({}),
+        details: Default::default(),
     };
     let debt = app.order_with(order(1000)).await;
     let refund = app.refund(&org.write_token, debt, 2000).await;
@@ -285,6 +286,7 @@ async fn revoking_benefits_of_a_subscription_order_is_prohibited(pool: PgPool) {
             tax_amount: 0,
             applied_balance_amount: 0,
             metadata: json!({}),
+            details: Default::default(),
         })
         .await;
 
@@ -403,6 +405,10 @@ async fn an_order_without_a_succeeded_payment_is_an_unknown_payment(pool: PgPool
             tax_amount: 0,
             applied_balance_amount: 0,
             metadata: &json!({}),
+            billing_reason: BillingReason::Purchase,
+            billing_name: None,
+            billing_address: None,
+            product: None,
         },
     )
     .await

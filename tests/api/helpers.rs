@@ -138,6 +138,7 @@ impl TestApp {
             tax_amount,
             applied_balance_amount: 0,
             metadata: json!({}),
+            details: Default::default(),
         })
         .await
     }

@@ -97,6 +97,7 @@ async fn fixture(app: &TestApp) -> Fixture {
             tax_amount: 0,
             applied_balance_amount: 0,
             metadata: json!({}),
+            details: Default::default(),
         })
         .await;
     let one_time_order = app.order(org.id, 10_000, 0).await;

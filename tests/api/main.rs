@@ -11,6 +11,7 @@ mod idempotency;
 mod list;
 mod openapi;
 mod ops;
+mod orders;
 mod payments;
 mod routing;
 mod seed;

@@ -41,7 +41,7 @@ async fn unknown_routes_and_methods_answer_like_starlette(pool: PgPool) {
     for path in [
         "/v1/refunds/3fa85f64-5717-4562-b3fc-2c963f66afa6",
         "/nope",
-        "/v1/orders/",
+        "/v1/subscriptions/",
     ] {
         let response = app
             .request(Method::GET, path, Some(&org.read_token), None)

@@ -17,6 +17,7 @@ const DISTRIBUTED: &[&str] = &[
     "disputes",
     "refunds",
     "refund_counts",
+    "order_items",
 ];
 
 /// Tables distributed by the caller (`scope`: an organization, or the user of a personal

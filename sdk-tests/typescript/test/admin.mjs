@@ -33,15 +33,17 @@ export const admin = {
     (await call("POST", "/admin/organizations", { name: `SDK test org ${short()}` })).id,
   token: async (organizationId, scopes) =>
     (await call("POST", `/admin/organizations/${organizationId}/access-tokens`, { scopes })).token,
-  customer: async (organizationId, externalId) =>
+  customer: async (organizationId, externalId, name) =>
     (
       await call("POST", "/admin/customers", {
         organization_id: organizationId,
         email: `${short()}@example.com`,
         ...(externalId === undefined ? {} : { external_id: externalId }),
+        ...(name === undefined ? {} : { name }),
       })
     ).id,
-  order: async (organizationId, customerId, net, tax, { currency = "usd", subscriptionId } = {}) =>
+  /** `details`: any other field of the admin order body (product, items, metadata…). */
+  order: async (organizationId, customerId, net, tax, { currency = "usd", subscriptionId, ...details } = {}) =>
     (
       await call("POST", "/admin/orders", {
         organization_id: organizationId,
@@ -50,6 +52,7 @@ export const admin = {
         tax_amount: tax,
         currency,
         ...(subscriptionId === undefined ? {} : { subscription_id: subscriptionId }),
+        ...details,
       })
     ).id,
   getOrder: (orderId) => call("GET", `/admin/orders/${orderId}`, undefined, 200),
@@ -66,7 +69,7 @@ export async function merchant() {
   const m = {
     organizationId,
     externalId,
-    token: await admin.token(organizationId, ["refunds:read", "refunds:write"]),
+    token: await admin.token(organizationId, ["refunds:read", "refunds:write", "orders:read", "payments:read"]),
     readToken: await admin.token(organizationId, ["refunds:read"]),
     customerId: await admin.customer(organizationId, externalId),
   };

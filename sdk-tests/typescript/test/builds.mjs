@@ -106,6 +106,30 @@ export async function loadBuild1(baseUrl) {
     refundedAlready: (err) => [err.error.error, err.error.detail],
     statusOf: (err) => err.statusCode,
     rawBodyOf: (err) => err.error,
+
+    // orders and payments, read under their wire names
+    ResourceNotFound: errors.ResourceNotFound,
+    notFound: (err) => [err.error.error, err.error.detail],
+    getOrder: (token, id) => build.client(token).orders.get(id),
+    async listOrders(token, query = {}) {
+      const res = await build.client(token).orders.list(query);
+      return { items: res.items, pagination: res.pagination };
+    },
+    async iterateOrders(token, query = {}) {
+      const items = [];
+      for await (const item of build.client(token).orders.iterList(query)) {
+        items.push(item);
+        assert.ok(items.length < 10_000, "the SDK pager does not stop");
+      }
+      return { items, pages: null };
+    },
+    getPayment: (token, id) => build.client(token).payments.get(id),
+    async listPayments(token, query = {}) {
+      const res = await build.client(token).payments.list(query);
+      return { items: res.items, pagination: res.pagination };
+    },
+    /** A field of an SDK object by its wire name. */
+    field: (object, name) => object[name],
   };
   return build;
 }
@@ -120,6 +144,7 @@ export async function loadBuild0(baseUrl) {
   const { SDKError } = await import("sdk0/models/errors/sdkerror.js");
   const { ResponseValidationError } = await import("sdk0/models/errors/responsevalidationerror.js");
   const { SDKValidationError } = await import("sdk0/models/errors/sdkvalidationerror.js");
+  const { ResourceNotFound } = await import("sdk0/models/errors/resourcenotfound.js");
   const clients = new Map();
 
   const build = {
@@ -182,6 +207,32 @@ export async function loadBuild0(baseUrl) {
     refundedAlready: (err) => [err.error, err.detail],
     statusOf: (err) => err.statusCode,
     rawBodyOf: (err) => err.body,
+
+    // orders and payments: camelCase models, read by their wire names through `field`
+    ResourceNotFound,
+    notFound: (err) => [err.error, err.detail],
+    getOrder: (token, id) => build.client(token).orders.get({ id }),
+    async listOrders(token, query = {}) {
+      const page = await build.client(token).orders.list(camelKeys(query));
+      return { items: page.result.items, pagination: build.viewPagination(page.result.pagination) };
+    },
+    async iterateOrders(token, query = {}) {
+      const items = [];
+      let pages = 0;
+      const result = await build.client(token).orders.list(camelKeys(query));
+      for await (const page of result) {
+        pages += 1;
+        assert.ok(pages < 1000, "the SDK pager does not stop");
+        items.push(...page.result.items);
+      }
+      return { items, pages };
+    },
+    getPayment: (token, id) => build.client(token).payments.get({ id }),
+    async listPayments(token, query = {}) {
+      const page = await build.client(token).payments.list(camelKeys(query));
+      return { items: page.result.items, pagination: build.viewPagination(page.result.pagination) };
+    },
+    field: (object, name) => object[camel(name)],
   };
   return build;
 }

@@ -532,4 +532,144 @@ export function defineSuite(build, loadSdk) {
       }
     });
   });
+
+  describe("orders and payments", () => {
+    let shop;
+    const f = (object, name) => sdk.field(object, name);
+    before(async () => {
+      const m = await merchant();
+      const other = await admin.customer(m.organizationId, undefined, "Bob");
+      const subscriptionId = randomUUID();
+      const productId = randomUUID();
+      const taxed = await m.order(1000, 250, { metadata: { plan: "basic", seats: 2, vip: true } });
+      const subscription = await m.order(3000, 300, {
+        subscriptionId,
+        product_id: productId,
+        product_name: "Gold",
+        product_recurring_interval: "year",
+        items: [
+          { label: "Gold", amount: 2500, tax_amount: 250 },
+          { label: "Seat", amount: 500, tax_amount: 50 },
+        ],
+        billing_name: "Acme Ltd",
+        billing_address: { country: "DE", city: "Berlin" },
+      });
+      const untaxed = await admin.order(m.organizationId, other, 2000, 0, { payment_method: "paypal" });
+      shop = { m, other, taxed, subscription, untaxed, subscriptionId, productId };
+    });
+
+    it("orders.get parses a taxed order with metadata", async () => {
+      const order = await sdk.getOrder(shop.m.token, shop.taxed);
+      assert.equal(order.id, shop.taxed);
+      assert.equal(order.status, "paid");
+      assert.deepEqual(
+        ["net_amount", "tax_amount", "total_amount", "refundable_amount", "refundable_tax_amount"].map((k) => f(order, k)),
+        [1000, 250, 1250, 1000, 250],
+      );
+      assert.deepEqual(order.metadata, { plan: "basic", seats: 2, vip: true });
+      assert.equal(f(order, "billing_reason"), "purchase");
+      assert.equal(order.product, null);
+      assert.equal(order.subscription, null);
+      assert.equal(f(order.customer, "external_id"), shop.m.externalId);
+      assert.equal(order.items.length, 1);
+      assert.deepEqual([order.items[0].amount, f(order.items[0], "tax_amount")], [1000, 250]);
+      sdk.timestamp(f(order, "created_at"));
+    });
+
+    it("orders.get parses a subscription order with its product and lines", async () => {
+      const order = await sdk.getOrder(shop.m.token, shop.subscription);
+      assert.equal(f(order, "billing_reason"), "subscription_create");
+      assert.equal(order.subscription.id, shop.subscriptionId);
+      assert.equal(order.subscription.status, "active");
+      assert.equal(f(order.subscription, "recurring_interval"), "year");
+      assert.equal(f(order.subscription, "product_id"), shop.productId);
+      assert.equal(order.product.name, "Gold");
+      assert.equal(f(order.product, "is_recurring"), true);
+      assert.deepEqual(order.items.map((i) => [i.label, i.amount, f(i, "tax_amount")]), [
+        ["Gold", 2500, 250],
+        ["Seat", 500, 50],
+      ]);
+      assert.equal(f(order, "billing_name"), "Acme Ltd");
+      assert.equal(f(order, "billing_address").country, "DE");
+    });
+
+    it("orders.list filters and sorts", async () => {
+      const newestFirst = [shop.untaxed, shop.subscription, shop.taxed];
+      const all = await sdk.listOrders(shop.m.token);
+      assert.deepEqual(ids(all.items), newestFirst);
+      assert.deepEqual([all.pagination.total_count, all.pagination.max_page], [3, 1]);
+      const cases = [
+        [{ customer_id: shop.m.customerId }, [shop.subscription, shop.taxed]],
+        [{ customer_id: [shop.m.customerId, shop.other] }, newestFirst],
+        [{ external_customer_id: shop.m.externalId }, [shop.subscription, shop.taxed]],
+        [{ subscription_id: shop.subscriptionId }, [shop.subscription]],
+        [{ product_id: shop.productId }, [shop.subscription]],
+        [{ product_billing_type: "recurring" }, [shop.subscription]],
+        [{ organization_id: randomUUID() }, []],
+        [{ metadata: { plan: "basic" } }, [shop.taxed]],
+        [{ sorting: ["net_amount"] }, [shop.taxed, shop.untaxed, shop.subscription]],
+        [{ sorting: ["created_at"] }, [...newestFirst].reverse()],
+      ];
+      for (const [query, expected] of cases) {
+        const { items, pagination } = await sdk.listOrders(shop.m.token, query);
+        assert.deepEqual(ids(items), expected, JSON.stringify(query));
+        assert.equal(pagination.total_count, expected.length, JSON.stringify(query));
+      }
+    });
+
+    for (const limit of [1, 2]) {
+      it(`the orders pager walks every page (limit ${limit})`, async () => {
+        const { items, pages } = await sdk.iterateOrders(shop.m.token, { limit });
+        assert.deepEqual(ids(items), [shop.untaxed, shop.subscription, shop.taxed]);
+        if (pages !== null) assert.equal(pages, Math.ceil(3 / limit));
+      });
+    }
+
+    it("an order or payment of another organization is the typed ResourceNotFound", async () => {
+      const stranger = await merchant();
+      const err = await rejects(() => sdk.getOrder(stranger.token, shop.taxed), sdk.ResourceNotFound);
+      assert.deepEqual(sdk.notFound(err), ["ResourceNotFound", "Not found"]);
+      const { items } = await sdk.listPayments(shop.m.token, { order_id: shop.taxed });
+      await rejects(() => sdk.getPayment(stranger.token, items[0].id), sdk.ResourceNotFound);
+      assert.deepEqual(ids((await sdk.listOrders(stranger.token)).items), []);
+    });
+
+    it("payments.get and payments.list parse card and generic payments", async () => {
+      const { items, pagination } = await sdk.listPayments(shop.m.token);
+      assert.equal(pagination.total_count, 3);
+      const byOrder = Object.fromEntries(items.map((p) => [f(p, "order_id"), p]));
+      const card = byOrder[shop.taxed];
+      assert.equal(card.method, "card");
+      assert.deepEqual(f(card, "method_metadata"), { brand: "visa", last4: "4242" });
+      assert.equal(card.amount, 1250);
+      assert.equal(card.processor, "stripe");
+      assert.equal(card.status, "succeeded");
+      const paypal = byOrder[shop.untaxed];
+      assert.equal(paypal.method, "paypal");
+      assert.equal(f(paypal, "method_metadata"), undefined);
+      const fetched = await sdk.getPayment(shop.m.token, card.id);
+      assert.deepEqual([fetched.id, fetched.amount, f(fetched, "order_id")], [card.id, 1250, shop.taxed]);
+      const cases = [
+        [{ order_id: shop.subscription }, [shop.subscription]],
+        [{ customer_id: shop.other }, [shop.untaxed]],
+        [{ method: "paypal" }, [shop.untaxed]],
+        [{ status: "failed" }, []],
+        [{ sorting: ["amount"] }, [shop.taxed, shop.untaxed, shop.subscription]],
+      ];
+      for (const [query, expected] of cases) {
+        const listed = await sdk.listPayments(shop.m.token, query);
+        assert.deepEqual(listed.items.map((p) => f(p, "order_id")), expected, JSON.stringify(query));
+      }
+    });
+
+    it("orders follow refunds", async () => {
+      await sdk.create(shop.m.token, { order_id: shop.taxed, reason: "customer_request", amount: 400 });
+      const order = await sdk.getOrder(shop.m.token, shop.taxed);
+      assert.equal(order.status, "partially_refunded");
+      assert.deepEqual(
+        ["refunded_amount", "refunded_tax_amount", "refundable_amount", "refundable_tax_amount"].map((k) => f(order, k)),
+        [400, 100, 600, 150],
+      );
+    });
+  });
 }

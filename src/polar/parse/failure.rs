@@ -187,6 +187,15 @@ impl Failure {
             .with_ctx(json!({ "expected": expected }))
     }
 
+    /// A string that is neither a datetime nor a date; `error` is the date parser's reason.
+    pub(super) fn datetime_from_date_parsing(error: &str) -> Self {
+        Self::new(
+            "datetime_from_date_parsing",
+            format!("Input should be a valid datetime or date, {error}"),
+        )
+        .with_ctx(json!({ "error": error }))
+    }
+
     pub(super) fn enum_error(expected: &str) -> Self {
         Self::new("enum", format!("Input should be {expected}"))
             .with_ctx(json!({ "expected": expected }))

@@ -3,6 +3,7 @@
 //! catalogue of pydantic, so that every 422 for the same fault is worded the same on every
 //! route.
 
+mod datetime;
 mod failure;
 mod json;
 mod lax;
@@ -15,8 +16,8 @@ pub use lax::{
     check_uuid4,
 };
 pub use query::{
-    QueryParams, path_uuid, query_optional_bool, query_positive_int, query_sorting,
-    query_string_list, query_uuid_list,
+    QueryParams, path_uuid, path_uuid4, query_datetime, query_enum_list, query_metadata,
+    query_optional_bool, query_positive_int, query_sorting, query_string_list, query_uuid_list,
 };
 
 #[cfg(test)]

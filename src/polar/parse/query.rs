@@ -1,9 +1,11 @@
 //! Query strings and path parameters as Starlette splits them and FastAPI validates them.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::Failure;
+use super::datetime::check_datetime_str;
 use super::lax::{check_bool_str, check_int_str, check_uuid4_str, parse_uuid};
 use crate::loc;
 use crate::polar::validation::ValidationIssue;
@@ -112,6 +114,87 @@ pub fn query_optional_bool(
         .map_err(|failure| vec![failure.at(loc!["query", key], Value::from(text))])
 }
 
+/// A repeated enum filter (`MultipleQueryFilter[SomeEnum]`) against the values it allows.
+/// Like the UUID filter it is a union of one value and a list: both branches report.
+pub fn query_enum_list<T: Copy>(
+    params: &QueryParams,
+    key: &str,
+    enum_name: &str,
+    allowed: &[(&str, T)],
+) -> Result<Vec<T>, Vec<ValidationIssue>> {
+    let values = params.all(key);
+    let expected = expected(allowed);
+    let mut chosen = Vec::new();
+    let mut item_issues = Vec::new();
+    let list_branch = format!(
+        "json-or-python[json=list[str-enum[{enum_name}]],python=chain[is-instance[Sequence],function-wrap[sequence_validator()]]]"
+    );
+    for (index, value) in values.iter().enumerate() {
+        match allowed.iter().find(|(name, _)| name == value) {
+            Some((_, item)) => chosen.push(*item),
+            None => item_issues.push(Failure::enum_error(&expected).at(
+                loc!["query", key, list_branch.as_str(), index],
+                Value::from(value.as_str()),
+            )),
+        }
+    }
+    if item_issues.is_empty() {
+        return Ok(chosen);
+    }
+    let single_branch = format!("str-enum[{enum_name}]");
+    let mut issues = vec![
+        Failure::enum_error(&expected).at(loc!["query", key, single_branch], Value::from(values)),
+    ];
+    issues.extend(item_issues);
+    Err(issues)
+}
+
+/// An optional `datetime` parameter: the last occurrence wins.
+pub fn query_datetime(
+    params: &QueryParams,
+    key: &str,
+) -> Result<Option<DateTime<Utc>>, Vec<ValidationIssue>> {
+    let Some(text) = params.last(key) else {
+        return Ok(None);
+    };
+    check_datetime_str(text)
+        .map(Some)
+        .map_err(|failure| vec![failure.at(loc!["query", key], Value::from(text))])
+}
+
+/// `metadata[key]=value` pairs, as Polar collects them: every parameter whose name starts
+/// with `metadata[key]`, grouped by key in the order keys first appear. A key with several
+/// values matches any of them. NUL characters are refused (PostgreSQL text cannot hold them).
+pub fn query_metadata(
+    params: &QueryParams,
+) -> Result<Vec<(String, Vec<String>)>, Vec<ValidationIssue>> {
+    let mut filters: Vec<(String, Vec<String>)> = Vec::new();
+    let mut issues = Vec::new();
+    for (name, value) in &params.0 {
+        let Some(key) = name
+            .strip_prefix("metadata[")
+            .and_then(|rest| rest.split_once(']'))
+            .map(|(key, _)| key)
+            .filter(|key| !key.is_empty())
+        else {
+            continue;
+        };
+        if key.contains('\0') || value.contains('\0') {
+            issues.push(Failure::nul_character().at(loc!["query", name.as_str()], json!(value)));
+            continue;
+        }
+        match filters.iter_mut().find(|(existing, _)| existing == key) {
+            Some((_, values)) => values.push(value.clone()),
+            None => filters.push((key.to_owned(), vec![value.clone()])),
+        }
+    }
+    if issues.is_empty() {
+        Ok(filters)
+    } else {
+        Err(issues)
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Scalar checks, in pydantic's lax mode
 // ---------------------------------------------------------------------------------------
@@ -146,7 +229,7 @@ pub fn query_sorting<T: Copy>(
 }
 
 /// The allowed values as pydantic lists them in an enum error: `'a', 'b' or 'c'`.
-fn expected<T>(allowed: &[(&str, T)]) -> String {
+pub(crate) fn expected<T>(allowed: &[(&str, T)]) -> String {
     let quoted: Vec<String> = allowed
         .iter()
         .map(|(name, _)| format!("'{name}'"))
@@ -164,6 +247,12 @@ pub fn path_uuid(raw: &str, name: &str) -> Result<Uuid, Vec<ValidationIssue>> {
     parse_uuid(raw).map_err(|error| {
         vec![Failure::uuid_parsing(&error).at(loc!["path", name], Value::from(raw))]
     })
+}
+
+/// A path id declared as `UUID4`: a bad one, or one of another version, is an issue at
+/// `["path", name]`.
+pub fn path_uuid4(raw: &str, name: &str) -> Result<Uuid, Vec<ValidationIssue>> {
+    check_uuid4_str(raw).map_err(|failure| vec![failure.at(loc!["path", name], Value::from(raw))])
 }
 
 #[cfg(test)]
