@@ -11,7 +11,8 @@ use crate::domain::{Error, Result};
 /// Takes the key for the rest of the caller's transaction and says what it holds. The key
 /// is taken with a transaction-scoped advisory lock, not a row lock, so that a concurrent
 /// request with the same key, on any instance, learns at once that it is in use instead of
-/// waiting; the lock goes with the transaction, even when the process dies.
+/// waiting; the lock goes with the transaction, even when the process dies. An expired use
+/// of the key is deleted, so that `keep` inserts.
 ///
 /// The lock and the read are one statement, whose snapshot may predate the lock: a holder
 /// that committed in between is not seen here, and `keep` then finds its key and refuses.
@@ -19,11 +20,10 @@ pub async fn claim(conn: &mut PgConnection, request: &KeyedRequest) -> Result<Cl
     let stored = sqlx::query!(
         r#"SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0)) AS "taken!",
                   k.method AS "method?", k.route AS "route?", k.fingerprint AS "fingerprint?",
-                  k.response_status, k.response_body
+                  k.response_status, k.response_body,
+                  k.expires_at <= now() AND k.response_status IS NOT NULL AS expired
            FROM (SELECT) AS one
-           LEFT JOIN idempotency_keys k
-                  ON k.scope = $1 AND k.key = $2
-                 AND (k.expires_at > now() OR k.response_status IS NULL)"#,
+           LEFT JOIN idempotency_keys k ON k.scope = $1 AND k.key = $2"#,
         request.scope,
         request.key,
     )
@@ -31,6 +31,18 @@ pub async fn claim(conn: &mut PgConnection, request: &KeyedRequest) -> Result<Cl
     .await?;
     if !stored.taken {
         return Ok(Claim::InUse);
+    }
+    if stored.expired == Some(true) {
+        sqlx::query!(
+            "DELETE FROM idempotency_keys
+             WHERE scope = $1 AND key = $2 AND expires_at <= now()
+               AND response_status IS NOT NULL",
+            request.scope,
+            request.key,
+        )
+        .execute(&mut *conn)
+        .await?;
+        return Ok(Claim::Fresh);
     }
     let Some(fingerprint) = stored.fingerprint else {
         return Ok(Claim::Fresh);
@@ -51,10 +63,8 @@ pub async fn claim(conn: &mut PgConnection, request: &KeyedRequest) -> Result<Cl
 }
 
 /// Writes the key with its request, the refund it made and the answer; without an answer
-/// the key stays in use, and does not expire, until `complete`. Replaces an expired use of
-/// the key;
-/// a live one means another request took the key after `claim` looked: the caller's
-/// transaction must roll back.
+/// the key stays in use, and does not expire, until `complete`. A key already there means
+/// another request took it after `claim` looked: the caller's transaction must roll back.
 pub async fn keep(
     conn: &mut PgConnection,
     request: &KeyedRequest,
@@ -66,15 +76,7 @@ pub async fn keep(
         r#"INSERT INTO idempotency_keys
                (scope, key, method, route, fingerprint, refund_id, response_status,
                 response_body, expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + $9 * interval '1 millisecond')
-           ON CONFLICT (scope, key) DO UPDATE
-           SET method = EXCLUDED.method, route = EXCLUDED.route,
-               fingerprint = EXCLUDED.fingerprint, refund_id = EXCLUDED.refund_id,
-               response_status = EXCLUDED.response_status,
-               response_body = EXCLUDED.response_body, created_at = now(),
-               expires_at = EXCLUDED.expires_at
-           WHERE idempotency_keys.expires_at <= now()
-             AND idempotency_keys.response_status IS NOT NULL"#,
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + $9 * interval '1 millisecond')"#,
         request.scope,
         request.key,
         request.method,
@@ -86,10 +88,13 @@ pub async fn keep(
         lifetime.as_millis() as f64,
     )
     .execute(conn)
-    .await?;
-    match written.rows_affected() {
-        1 => Ok(()),
-        _ => Err(Error::IdempotencyKeyInUse),
+    .await;
+    match written {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+            Err(Error::IdempotencyKeyInUse)
+        }
+        Err(error) => Err(error.into()),
     }
 }
 
