@@ -212,34 +212,31 @@ async fn settle_new_refund(
     answer: std::result::Result<ProcessorOutcome, ProcessorError>,
     keyed: Option<&Keyed>,
 ) -> Result<Refund> {
-    let move_to = match &answer {
-        Ok(outcome) => Some(status_of(outcome.state)),
+    let (move_to, processor_id, refused) = match answer {
+        Ok(outcome) => (
+            Some(status_of(outcome.state)),
+            Some(outcome.processor_id),
+            None,
+        ),
         Err(ProcessorError::Unavailable(cause)) => {
             tracing::warn!(%cause, "no answer from the processor; the refund stays pending");
-            None
+            (None, None, None)
         }
-        Err(_) => Some(RefundStatus::Failed),
+        Err(refused) => (Some(RefundStatus::Failed), None, Some(refused)),
     };
     if move_to.is_none() && keyed.is_none() {
         return Ok(refund);
     }
     let mut tx = state.pool.begin().await?;
     if let Some(status) = move_to {
-        let processor_id = answer
-            .as_ref()
-            .ok()
-            .map(|outcome| outcome.processor_id.as_str());
-        refund.modified_at = Some(move_refund(&mut tx, &refund, status, processor_id).await?);
+        refund.modified_at =
+            Some(move_refund(&mut tx, &refund, status, processor_id.as_deref()).await?);
         refund.status = status;
     }
-    let (refund_id, order_id) = (refund.id, refund.order_id);
-    let settled = match answer {
-        Err(
-            refused @ (ProcessorError::AlreadyRefunded
-            | ProcessorError::Disputed
-            | ProcessorError::Other(_)),
-        ) => Err(refusal(refused, order_id)),
-        _ => Ok(refund),
+    let refund_id = refund.id;
+    let settled = match refused {
+        Some(refused) => Err(refusal(refused, refund.order_id)),
+        None => Ok(refund),
     };
     if let Some(keyed) = keyed {
         let answer = (keyed.answer)(&settled);

@@ -681,3 +681,39 @@ async fn sigterm_keeps_serving_through_the_shutdown_delay_with_readiness_failing
     assert!(reqwest::get(format!("{address}/healthz")).await.is_err());
     drop_database(&name).await;
 }
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn the_server_deletes_expired_idempotency_keys_by_itself(pool: PgPool) {
+    let expired_and_answered = "INSERT INTO idempotency_keys
+        (scope, key, method, route, fingerprint, response_status, response_body, expires_at)
+        VALUES ('organization:x', $1, 'POST', '/v1/refunds/', '\\x00', 201, '{}',
+                now() - interval '1 second')";
+    for key in ["old-1", "old-2"] {
+        sqlx::query(expired_and_answered)
+            .bind(key)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let server = ServerWithOutput::start(
+        &["serve"],
+        &[
+            ("DATABASE_URL", &database_url(&pool)),
+            ("REFUNDS_IDEMPOTENCY_KEY_TTL", "1"),
+        ],
+    )
+    .await;
+    let mut left = 2;
+    for _ in 0..50 {
+        left = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM idempotency_keys")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "expired keys are still there");
+    server.stop().await;
+}
