@@ -13,7 +13,7 @@ pub fn hash_token(token: &str) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     Sha256::digest(token.as_bytes()).to_vec()
 }
-pub use money::{OrderAmounts, RefundSplit};
+pub use money::{OrderAmounts, RefundSplit, RequestedAmount};
 pub use status::{
     BillingReason, DisputeStatus, OrderStatus, PaymentStatus, PaymentTrigger, RecurringInterval,
     RefundReason, RefundStatus,

@@ -1,5 +1,6 @@
 //! Money in minor units, and Polar's refund amount rules: how much of an order is still
-//! refundable, how a requested net amount splits into net and tax, and the three moves a
+//! refundable, how a requested net amount (Polar) or gross amount (Medusa) splits into net
+//! and tax, and the three moves a
 //! refund makes on the order's counters (reserve while pending, settle when it succeeds,
 //! release when it fails or is canceled).
 //!
@@ -26,6 +27,23 @@ pub struct OrderAmounts {
 pub struct RefundSplit {
     pub amount: i64,
     pub tax_amount: i64,
+}
+
+/// How much a refund asks for: the net part, tax added on top (Polar), or what leaves the
+/// payment, net and tax together (Medusa).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestedAmount {
+    Net(i64),
+    Gross(i64),
+}
+
+impl RequestedAmount {
+    /// The amount as the caller gave it.
+    pub fn value(self) -> i64 {
+        match self {
+            RequestedAmount::Net(amount) | RequestedAmount::Gross(amount) => amount,
+        }
+    }
 }
 
 impl OrderAmounts {
@@ -84,7 +102,8 @@ impl OrderAmounts {
         (self.tax_amount - self.refunded_tax_amount - self.pending_tax_amount).max(0)
     }
 
-    fn remaining_balance(&self) -> i64 {
+    /// What can still leave the payment: the refundable net and tax together.
+    pub fn remaining_balance(&self) -> i64 {
         self.refundable_amount() + self.refundable_tax_amount()
     }
 
@@ -102,6 +121,51 @@ impl OrderAmounts {
     pub fn split(&self, amount: i64) -> Option<RefundSplit> {
         let tax = self.tax_for_subtotal(amount)?;
         Some(self.split_total(amount + tax))
+    }
+
+    /// The split of a requested amount, or, when it asks for more than is left, what is left
+    /// in the request's own terms (net for a net amount, net and tax for a gross one).
+    pub fn take(&self, requested: RequestedAmount) -> Result<RefundSplit, i64> {
+        match requested {
+            RequestedAmount::Net(amount) => self.split(amount).ok_or(self.refundable_amount()),
+            RequestedAmount::Gross(amount) => {
+                self.split_gross(amount).ok_or(self.remaining_balance())
+            }
+        }
+    }
+
+    /// Splits an amount that leaves the payment (net and tax together) in the order's
+    /// proportion: the tax share is `gross × tax / (net + tax)`, rounded half to even in
+    /// exact integer arithmetic, then kept within what is left of each part (at least
+    /// `gross` minus the refundable net, at most the refundable tax). A gross amount equal to
+    /// what is left takes exactly what is left of both. `None` when `gross` exceeds what is
+    /// left. The net plus the tax of the split is always `gross`.
+    pub fn split_gross(&self, gross: i64) -> Option<RefundSplit> {
+        let remaining = self.remaining_balance();
+        if gross > remaining {
+            return None;
+        }
+        if gross == remaining {
+            return Some(RefundSplit {
+                amount: self.refundable_amount(),
+                tax_amount: self.refundable_tax_amount(),
+            });
+        }
+        let proportional = if self.is_taxed() {
+            divide_rounding_half_even(
+                i128::from(gross) * i128::from(self.tax_amount),
+                i128::from(self.total_amount()),
+            )
+        } else {
+            0
+        };
+        // `gross < remaining` makes the lower bound at most the upper one.
+        let lowest = (gross - self.refundable_amount()).max(0);
+        let tax = proportional.clamp(lowest, self.refundable_tax_amount());
+        Some(RefundSplit {
+            amount: gross - tax,
+            tax_amount: tax,
+        })
     }
 
     /// `Order.calculate_refunded_tax_from_subtotal`.
@@ -149,6 +213,20 @@ impl OrderAmounts {
             tax_amount: tax,
         }
     }
+}
+
+/// `numerator / denominator` rounded to the nearest integer, ties to even; both positive or
+/// the numerator zero. The quotient of two amounts fits an `i64` here, as the tax share is
+/// never more than the gross amount.
+fn divide_rounding_half_even(numerator: i128, denominator: i128) -> i64 {
+    let quotient = numerator / denominator;
+    let twice_remainder = 2 * (numerator % denominator);
+    let rounded = match twice_remainder.cmp(&denominator) {
+        std::cmp::Ordering::Less => quotient,
+        std::cmp::Ordering::Greater => quotient + 1,
+        std::cmp::Ordering::Equal => quotient + (quotient % 2),
+    };
+    rounded as i64
 }
 
 #[cfg(test)]
@@ -338,6 +416,84 @@ mod tests {
         assert_eq!(amounts.tax_for_subtotal(10), Some(2));
     }
 
+    #[test]
+    fn a_gross_amount_splits_in_the_order_proportion() {
+        let amounts = order(9990, 2498);
+        // 1388 × 2498 / 12488 = 277.64…: the same split as Polar's net 1110
+        assert_eq!(
+            amounts.split_gross(1388),
+            Some(RefundSplit {
+                amount: 1110,
+                tax_amount: 278
+            })
+        );
+        assert_eq!(amounts.split(1110), amounts.split_gross(1388));
+        assert_eq!(
+            order(1000, 0).split_gross(400),
+            Some(RefundSplit {
+                amount: 400,
+                tax_amount: 0
+            })
+        );
+    }
+
+    #[test]
+    fn a_gross_amount_rounds_its_tax_half_to_even() {
+        // net 3 / tax 1: 2 × 1/4 = 0.5 → 0, 6 × 1/4 = 1.5 → 2, 10 × 1/4 = 2.5 → 2
+        let amounts = order(300, 100);
+        let tax = |gross| amounts.split_gross(gross).unwrap().tax_amount;
+        assert_eq!((tax(2), tax(6), tax(10), tax(7)), (0, 2, 2, 2));
+        assert_eq!(divide_rounding_half_even(7, 2), 4);
+        assert_eq!(divide_rounding_half_even(5, 2), 2);
+        assert_eq!(divide_rounding_half_even(0, 3), 0);
+    }
+
+    #[test]
+    fn a_gross_amount_emptying_the_order_takes_exactly_what_is_left() {
+        let mut amounts = order(9990, 2498);
+        let first = amounts.split(1110).unwrap();
+        apply(&mut amounts, first);
+        assert_eq!(amounts.remaining_balance(), 12488 - 1388);
+        assert_eq!(amounts.split_gross(12488 - 1387), None);
+        assert_eq!(
+            amounts.take(RequestedAmount::Gross(12488 - 1387)),
+            Err(11100)
+        );
+        assert_eq!(amounts.take(RequestedAmount::Net(8881)), Err(8880));
+        assert_eq!(
+            amounts.split_gross(11100),
+            Some(RefundSplit {
+                amount: 8880,
+                tax_amount: 2220
+            })
+        );
+    }
+
+    #[test]
+    fn a_gross_amount_never_takes_more_net_than_is_left() {
+        // Credit applied: 500 of net and all 250 of tax are left; the proportional tax of
+        // 700 (140) would leave 560 of net, more than the 500 left.
+        let credit = OrderAmounts {
+            applied_balance_amount: -500,
+            ..order(1000, 250)
+        };
+        assert_eq!(
+            credit.split_gross(700),
+            Some(RefundSplit {
+                amount: 500,
+                tax_amount: 200
+            })
+        );
+        // A taxed order whose net is 0 refunds tax only.
+        assert_eq!(
+            order(0, 100).split_gross(30),
+            Some(RefundSplit {
+                amount: 0,
+                tax_amount: 30
+            })
+        );
+    }
+
     proptest! {
         /// Refunding the whole net in any number of partial refunds refunds exactly the
         /// order's tax, and no step ever refunds more than what is left.
@@ -399,6 +555,52 @@ mod tests {
                 let held: i64 = reserved.iter().map(|split| split.amount).sum();
                 prop_assert_eq!(held, amounts.pending_amount);
             }
+        }
+
+        /// A gross amount splits into a net and a tax that add up to it exactly, each within
+        /// what is left; one that empties the order takes exactly what is left of both; any
+        /// more is refused. Applied balances and earlier refunds of either kind included.
+        #[test]
+        fn gross_amounts_split_exactly_within_what_is_left(
+            net in 0i64..5_000_000,
+            tax_percent in 0i64..80,
+            balance in -2_000_000i64..2_000_000,
+            steps in proptest::collection::vec((1i64..3_000_000, any::<bool>()), 1..12),
+        ) {
+            let mut amounts = OrderAmounts {
+                applied_balance_amount: balance.max(-net),
+                ..order(net, net * tax_percent / 100)
+            };
+            for (requested, gross) in steps {
+                let remaining = amounts.remaining_balance();
+                let (net_left, tax_left) =
+                    (amounts.refundable_amount(), amounts.refundable_tax_amount());
+                if !gross {
+                    if let Some(split) = amounts.split(requested.min(net_left)).filter(|s| s.amount > 0) {
+                        apply(&mut amounts, split);
+                    }
+                    continue;
+                }
+                prop_assert_eq!(amounts.split_gross(remaining + 1), None);
+                let wanted = requested.min(remaining);
+                if wanted == 0 { break; }
+                let split = amounts.split_gross(wanted).expect("within what is left");
+                prop_assert_eq!(split.amount + split.tax_amount, wanted);
+                prop_assert!(split.amount >= 0 && split.amount <= net_left);
+                prop_assert!(split.tax_amount >= 0 && split.tax_amount <= tax_left);
+                if wanted == remaining {
+                    prop_assert_eq!(split, RefundSplit { amount: net_left, tax_amount: tax_left });
+                }
+                apply(&mut amounts, split);
+            }
+            let rest = amounts.remaining_balance();
+            if rest > 0 {
+                let last = amounts.split_gross(rest).unwrap();
+                apply(&mut amounts, last);
+            }
+            prop_assert_eq!(amounts.remaining_balance(), 0);
+            prop_assert_eq!(amounts.refunded_tax_amount, amounts.tax_amount);
+            prop_assert_eq!(amounts.refunded_amount, amounts.net_amount + amounts.applied_balance_amount);
         }
     }
 }
