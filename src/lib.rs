@@ -2,7 +2,7 @@
 //!
 //! Layers, from the bottom: `domain` (money, states, the domain error), `polar` (Polar's wire
 //! toolkit) and `http` (the web edge); `state` and `payments`; the resources (`auth`,
-//! `organizations`, `customers`, `orders`, `disputes`, `idempotency`, `refunds`,
+//! `organizations`, `customers`, `orders`, `disputes`, `idempotency`, `refunds`, `medusa`,
 //! `admin`); then `app`
 //! (routes, OpenAPI, start-up), `dev` (demo and seed data) and `cli`. Each imports only
 //! from layers below it.
@@ -18,6 +18,7 @@ pub mod disputes;
 pub mod domain;
 pub mod http;
 pub mod idempotency;
+pub mod medusa;
 pub mod orders;
 pub mod organizations;
 pub mod payments;

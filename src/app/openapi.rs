@@ -6,7 +6,7 @@
 //! fragment by a test, so the two cannot drift apart unnoticed.
 
 use utoipa::openapi::OpenApi as Document;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -30,6 +30,9 @@ use crate::state::AppState;
         (name = "payments", description = "Polar-compatible payments of orders."),
         (name = "admin", description = "Setting up data for sandboxes, test suites and ingestion. \
                                          Off unless `REFUNDS_ADMIN_TOKEN` is set; takes that token."),
+        (name = "medusa", description = "Medusa v1's Admin API route to refund a payment, over the same \
+                                          refunds as Polar's API. Takes an access token with `refunds:write`, \
+                                          not the admin token, and answers in Medusa's shapes."),
         (name = "operations", description = "Liveness, readiness and metrics."),
     ),
     components(schemas(
@@ -81,6 +84,13 @@ impl Modify for SecuritySchemes {
             "oat",
             bearer("An Organization Access Token (`polar_oat_…`)."),
         );
+        components.add_security_scheme(
+            "medusa_api_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                crate::medusa::api::ACCESS_TOKEN_HEADER,
+                "An organization or personal access token, as Medusa's client sends an API key.",
+            ))),
+        );
         components
             .add_security_scheme("admin_token", bearer("The value of `REFUNDS_ADMIN_TOKEN`."));
     }
@@ -93,6 +103,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(crate::orders::api::routes())
         .merge(crate::orders::payments::api::routes())
         .merge(crate::admin::api::routes())
+        .merge(crate::medusa::api::routes())
         .merge(super::ops::routes())
 }
 

@@ -29,9 +29,10 @@ pub enum Error {
 
     #[error("order {0} not found")]
     OrderNotFound(Uuid),
-    /// The requested amount is more than the order has left to refund.
-    #[error("refund amount exceeds refundable amount")]
-    OverRefund,
+    /// The requested amount is more than the order has left to refund; `remaining` is what
+    /// is left, in the request's terms (net, or net and tax together).
+    #[error("refund amount exceeds refundable amount ({remaining} left)")]
+    OverRefund { remaining: i64 },
     #[error("refunds are blocked for order {0}")]
     RefundsBlocked(Uuid),
     #[error("order {0} is already fully refunded")]
@@ -102,7 +103,7 @@ impl Error {
             Error::InsufficientScope(_) => "insufficient_scope",
             Error::InvalidField { .. } => "rejected_request",
             Error::OrderNotFound(_) => "order_not_found",
-            Error::OverRefund => "over_refund",
+            Error::OverRefund { .. } => "over_refund",
             Error::RefundsBlocked(_) => "refunds_blocked",
             Error::RefundedAlready(_) => "refunded_already",
             Error::RefundDisputedPayment(_) => "disputed_payment",

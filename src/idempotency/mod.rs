@@ -69,7 +69,9 @@ pub struct KeyedRequest {
     pub scope: String,
     pub key: String,
     pub method: &'static str,
-    pub route: &'static str,
+    /// The path the key was used on, with its parameters (a key used for one payment is not
+    /// the same request for another).
+    pub route: String,
     pub fingerprint: [u8; 32],
 }
 
@@ -78,7 +80,7 @@ impl KeyedRequest {
         principal: &Principal,
         key: String,
         method: &'static str,
-        route: &'static str,
+        route: impl Into<String>,
         body: &[u8],
     ) -> Self {
         let scope = match principal.subject {
@@ -89,7 +91,7 @@ impl KeyedRequest {
             scope,
             key,
             method,
-            route,
+            route: route.into(),
             fingerprint: fingerprint(body),
         }
     }

@@ -48,7 +48,7 @@ pub async fn claim(conn: &mut PgConnection, request: &KeyedRequest) -> Result<Cl
         return Ok(Claim::Fresh);
     };
     if stored.method.as_deref() != Some(request.method)
-        || stored.route.as_deref() != Some(request.route)
+        || stored.route.as_deref() != Some(request.route.as_str())
         || fingerprint != request.fingerprint
     {
         return Ok(Claim::Reused);

@@ -187,7 +187,7 @@ pub fn refusal_answer(error: &Error) -> Option<(StatusCode, Value)> {
         )),
         // Without the request at hand the amount cannot be echoed; the refunds routes
         // answer with `ApiError::over_refund` instead.
-        Error::OverRefund => return ApiError::over_refund(Value::Null).plain_answer(),
+        Error::OverRefund { .. } => return ApiError::over_refund(Value::Null).plain_answer(),
         Error::RefundsBlocked(order_id) => polar_body(
             StatusCode::FORBIDDEN,
             "RefundsBlocked",

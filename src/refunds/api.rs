@@ -133,7 +133,7 @@ async fn create_refund(
     match created {
         Ok(Created::Fresh(refund)) => Ok((StatusCode::CREATED, Json(refund)).into_response()),
         Ok(Created::Replayed(answer)) => Ok(replay(answer)),
-        Err(Error::OverRefund) => Err(ApiError::over_refund(amount_input)),
+        Err(Error::OverRefund { .. }) => Err(ApiError::over_refund(amount_input)),
         Err(error) => Err(error.into()),
     }
 }
@@ -145,7 +145,9 @@ fn kept_answer(created: &Result<Refund, Error>, amount_input: &Value) -> Option<
         Ok(refund) => (StatusCode::CREATED, serde_json::to_vec(refund).ok()?),
         Err(error) => {
             let (status, body) = match error {
-                Error::OverRefund => ApiError::over_refund(amount_input.clone()).plain_answer()?,
+                Error::OverRefund { .. } => {
+                    ApiError::over_refund(amount_input.clone()).plain_answer()?
+                }
                 other => refusal_answer(other)?,
             };
             if status == StatusCode::CONFLICT {

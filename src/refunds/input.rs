@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::model::{DEFAULT_LIMIT, ListQuery, MAX_LIMIT, RefundCreate, RefundSort};
-use crate::domain::RefundReason;
+use crate::domain::{RefundReason, RequestedAmount};
 use crate::loc;
 pub use crate::polar::parse::BodyError;
 use crate::polar::parse::{
@@ -149,7 +149,8 @@ fn validate_fields(body: &Map<String, Value>) -> Result<RefundCreate, Vec<Valida
     Ok(RefundCreate {
         order_id,
         reason,
-        amount,
+        amount: RequestedAmount::Net(amount),
+        payment_id: None,
         amount_input: body.get("amount").cloned().unwrap_or(Value::Null),
         comment,
         revoke_benefits,
@@ -582,7 +583,7 @@ mod tests {
         let create = accepted(&body_with(""));
         assert_eq!(create.order_id.to_string(), V4);
         assert_eq!(create.reason, RefundReason::CustomerRequest);
-        assert_eq!(create.amount, 100);
+        assert_eq!(create.amount, RequestedAmount::Net(100));
         assert_eq!(create.amount_input, json!(100));
         assert_eq!(create.comment, None);
         assert!(!create.revoke_benefits);
@@ -620,19 +621,28 @@ mod tests {
     #[test]
     fn amount_coercions() {
         let amount = |raw: &str| accepted(&body_with(&format!(r#""amount":{raw}"#)));
-        assert_eq!(amount(r#""10""#).amount, 10);
+        assert_eq!(amount(r#""10""#).amount, RequestedAmount::Net(10));
         assert_eq!(amount(r#""10""#).amount_input, json!("10"));
-        assert_eq!(amount("10.0").amount, 10);
+        assert_eq!(amount("10.0").amount, RequestedAmount::Net(10));
         assert_eq!(amount("10.0").amount_input, json!(10.0));
-        assert_eq!(amount("true").amount, 1);
-        assert_eq!(amount(r#"" 42 ""#).amount, 42);
-        assert_eq!(amount(r#""+7""#).amount, 7);
-        assert_eq!(amount(r#""007""#).amount, 7);
-        assert_eq!(amount(r#""12.00""#).amount, 12);
-        assert_eq!(amount(r#""1_000""#).amount, 1000);
-        assert_eq!(amount("9223372036854775808").amount, i64::MAX);
-        assert_eq!(amount("100000000000000000000000").amount, i64::MAX);
-        assert_eq!(amount(r#""99999999999999999999""#).amount, i64::MAX);
+        assert_eq!(amount("true").amount, RequestedAmount::Net(1));
+        assert_eq!(amount(r#"" 42 ""#).amount, RequestedAmount::Net(42));
+        assert_eq!(amount(r#""+7""#).amount, RequestedAmount::Net(7));
+        assert_eq!(amount(r#""007""#).amount, RequestedAmount::Net(7));
+        assert_eq!(amount(r#""12.00""#).amount, RequestedAmount::Net(12));
+        assert_eq!(amount(r#""1_000""#).amount, RequestedAmount::Net(1000));
+        assert_eq!(
+            amount("9223372036854775808").amount,
+            RequestedAmount::Net(i64::MAX)
+        );
+        assert_eq!(
+            amount("100000000000000000000000").amount,
+            RequestedAmount::Net(i64::MAX)
+        );
+        assert_eq!(
+            amount(r#""99999999999999999999""#).amount,
+            RequestedAmount::Net(i64::MAX)
+        );
     }
 
     #[test]
@@ -887,7 +897,7 @@ mod tests {
     #[test]
     fn later_duplicate_keys_win() {
         let create = accepted(&body_with(r#""amount":7,"amount":8"#));
-        assert_eq!(create.amount, 8);
+        assert_eq!(create.amount, RequestedAmount::Net(8));
     }
 
     // --- Content type and bytes --------------------------------------------------------

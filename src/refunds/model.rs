@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::docs::nullable_dispute;
 use crate::disputes::model::RefundDispute;
-use crate::domain::{RefundReason, RefundStatus};
+use crate::domain::{RefundReason, RefundStatus, RequestedAmount};
 use crate::polar::schema::{
     MetadataOutputType, date_time, nullable_date_time, nullable_uuid4, uuid4_schema,
 };
@@ -65,8 +65,11 @@ pub struct Refund {
 pub struct RefundCreate {
     pub order_id: Uuid,
     pub reason: RefundReason,
-    /// The requested net amount. Values beyond `i64` saturate: they exceed any order.
-    pub amount: i64,
+    /// The requested amount: net (Polar) or net and tax together (Medusa). Values beyond
+    /// `i64` saturate: they exceed any order.
+    pub amount: RequestedAmount,
+    /// The payment the caller names, when it names one: the refund must be of it.
+    pub payment_id: Option<Uuid>,
     /// `amount` exactly as the client sent it, echoed back in an over-refund error.
     pub amount_input: Value,
     pub comment: Option<String>,

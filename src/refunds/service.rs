@@ -173,9 +173,13 @@ fn check_refundable(order: &LockedOrder, input: &RefundCreate) -> Result<(Refund
     if input.revoke_benefits && order.subscription_id.is_some() {
         return Err(Error::RevokeSubscriptionBenefitsProhibited);
     }
-    let split = order.amounts.split(input.amount).ok_or(Error::OverRefund)?;
+    let split = order
+        .amounts
+        .take(input.amount)
+        .map_err(|remaining| Error::OverRefund { remaining })?;
     let payment_id = order
         .payment_id
+        .filter(|paid| input.payment_id.is_none_or(|named| named == *paid))
         .ok_or(Error::RefundUnknownPayment(order.id))?;
     if order.has_open_dispute {
         return Err(Error::RefundDisputedPayment(order.id));

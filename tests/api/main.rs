@@ -9,6 +9,7 @@ mod create;
 mod helpers;
 mod idempotency;
 mod list;
+mod medusa;
 mod openapi;
 mod ops;
 mod orders;
