@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The official-SDK compatibility suites: the four official Polar SDK builds (polar-sdk 1.x and
-# 0.x for Python, @polar-sh/sdk 1.x and 0.x for TypeScript), each pinned to an exact version,
-# run against a freshly built refunds-server on a free port with a database of its own.
+# The official-client compatibility suites: the four official Polar SDK builds (polar-sdk 1.x
+# and 0.x for Python, @polar-sh/sdk 1.x and 0.x for TypeScript) and Medusa's own JavaScript
+# client (@medusajs/medusa-js 6.x, Medusa v1), each pinned to an exact version, run against a
+# freshly built refunds-server on a free port with a database of its own.
 #
-#   scripts/sdk-tests.sh            install what is missing, build, run all four suites
+#   scripts/sdk-tests.sh            install what is missing, build, run all five suites
 #
 # Environment:
 #   DATABASE_URL          a PostgreSQL URL whose server gets a throw-away database
@@ -69,6 +70,14 @@ ensure_venv sdk-py0 "$SDK_DIR/python/requirements-0.txt"
 if [[ ! -f "$TS_DIR/node_modules/.package-lock.json" || "$TS_DIR/package-lock.json" -nt "$TS_DIR/node_modules/.package-lock.json" ]]; then
     log "npm ci in sdk-tests/typescript"
     (cd "$TS_DIR" && npm ci --engine-strict=false --no-audit --no-fund --loglevel=error)
+fi
+
+# Medusa's client declares Medusa's server as a peer dependency for its types only; its
+# .npmrc (legacy-peer-deps) keeps npm from installing the whole server.
+MEDUSA_DIR="$SDK_DIR/medusa"
+if [[ ! -f "$MEDUSA_DIR/node_modules/.package-lock.json" || "$MEDUSA_DIR/package-lock.json" -nt "$MEDUSA_DIR/node_modules/.package-lock.json" ]]; then
+    log "npm ci in sdk-tests/medusa"
+    (cd "$MEDUSA_DIR" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # --- the server ------------------------------------------------------------------------------
@@ -159,6 +168,7 @@ run_suite() {
 }
 pkg_version() { "$VENV_DIR/$1/bin/python" -c 'from importlib.metadata import version; print(version("polar-sdk"))'; }
 npm_version() { node -p "require('$TS_DIR/node_modules/$1/package.json').version"; }
+medusa_version() { node -p "require('$MEDUSA_DIR/node_modules/@medusajs/medusa-js/package.json').version"; }
 
 run_suite "Python polar-sdk $(pkg_version sdk-py1) (from polar.v2026_10 import Polar)" \
     env -C "$SDK_DIR/python" POLAR_SDK_BUILD=1 "$VENV_DIR/sdk-py1/bin/python" -m pytest -v --durations=5
@@ -168,10 +178,12 @@ run_suite "TypeScript @polar-sh/sdk $(npm_version sdk1) (createPolar, Node $(nod
     env -C "$TS_DIR" node --test --test-reporter=spec test/sdk1.test.mjs
 run_suite "TypeScript @polar-sh/sdk $(npm_version sdk0) (new Polar, Node $(node --version))" \
     env -C "$TS_DIR" node --test --test-reporter=spec test/sdk0.test.mjs
+run_suite "JavaScript @medusajs/medusa-js $(medusa_version) (Medusa v1 admin.payments.refundPayment, Node $(node --version))" \
+    env -C "$MEDUSA_DIR" node --test --test-reporter=spec test/refund-payment.test.mjs
 
 header "summary (${SECONDS} s)"
 if [[ ${#FAILED[@]} -ne 0 ]]; then
     printf 'FAILED: %s\n' "${FAILED[@]}"
     exit 1
 fi
-echo "all four SDK suites passed"
+echo "all five client suites passed"
