@@ -87,10 +87,13 @@ pub struct MedusaRefund {
     pub payment_id: Uuid,
     /// What left the payment, net and tax together.
     pub amount: i64,
+    #[schema(required = true)]
     pub note: Option<String>,
     pub reason: MedusaReason,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
+    /// The `Idempotency-Key` of the request, if it sent one.
+    #[schema(required = true)]
     pub idempotency_key: Option<String>,
     #[serde(serialize_with = "javascript_date")]
     pub created_at: DateTime<Utc>,
@@ -116,6 +119,7 @@ fn javascript_date<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S
 pub struct ErrorBody {
     /// A slug for the kind of error, where Medusa gives one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
     pub code: Option<&'static str>,
     /// `invalid_data`, `not_allowed`, `not_found`, `conflict`, `duplicate_error`,
     /// `unexpected_state`, `database_error` or `unknown_error`.

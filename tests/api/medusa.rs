@@ -819,3 +819,46 @@ async fn medusa_and_polar_refunds_racing_on_one_order_never_refund_more_than_pai
     // The sum of what was asked for exceeds the order, so some were refused.
     assert!(medusa_ok + polar_ok < 100);
 }
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn the_served_document_describes_the_route(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let document = app
+        .request(Method::GET, "/openapi.json", None, None)
+        .await
+        .json();
+    let operation = &document["paths"]["/admin/payments/{id}/refund"]["post"];
+    assert_eq!(operation["operationId"], "PostPaymentsPaymentRefunds");
+    assert_eq!(
+        operation["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/MedusaAdminPostPaymentRefundsReq"
+    );
+    let answer = |status: &str| {
+        operation["responses"][status]["content"]["application/json"]["schema"]["$ref"].clone()
+    };
+    assert_eq!(answer("200"), "#/components/schemas/MedusaAdminRefundRes");
+    for status in ["400", "404", "409", "422", "500"] {
+        assert_eq!(
+            answer(status),
+            "#/components/schemas/MedusaError",
+            "{status}"
+        );
+    }
+    assert_eq!(
+        operation["responses"]["401"]["content"]["text/plain"]["schema"]["type"],
+        "string"
+    );
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(
+        schemas["MedusaRefundReason"]["enum"],
+        json!(["discount", "return", "swap", "claim", "other"])
+    );
+    assert_eq!(
+        schemas["MedusaAdminPostPaymentRefundsReq"]["required"],
+        json!(["amount", "reason"])
+    );
+    assert_eq!(
+        document["components"]["securitySchemes"]["medusa_api_token"]["name"],
+        "x-medusa-access-token"
+    );
+}
