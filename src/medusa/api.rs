@@ -17,7 +17,7 @@ use super::input::parse_payment_refund;
 use super::model::{ErrorBody, MedusaReason, MedusaRefund, PaymentRefundBody, RefundAnswer};
 use super::service;
 use crate::auth::{Principal, REFUNDS_WRITE};
-use crate::domain::Error;
+use crate::domain::{Error, RefundStatus};
 use crate::http::extract::{PathId, RawBody};
 use crate::idempotency::{self, KeyedRequest, StoredAnswer};
 use crate::polar::ApiError;
@@ -68,7 +68,7 @@ impl FromRequestParts<AppState> for MedusaWriter {
                 Err(_) => {}
             }
         }
-        Err(MedusaError::from_domain(failure, ""))
+        Err(MedusaError::answering(failure, ""))
     }
 }
 
@@ -151,9 +151,9 @@ async fn refund_payment(
         idempotency_key: key,
     };
     match created {
-        Ok(Created::Fresh(refund)) => Ok(Json(answer.refund(&refund)).into_response()),
+        Ok(Created::Fresh(refund)) => Ok(Json(answer.refund(&refund)?).into_response()),
         Ok(Created::Replayed(kept)) => Ok(replay(kept)),
-        Err(error) => Err(MedusaError::from_domain(error, &id)),
+        Err(error) => Err(MedusaError::answering(error, &id)),
     }
 }
 
@@ -168,8 +168,16 @@ struct Answer {
 }
 
 impl Answer {
-    fn refund(&self, refund: &Refund) -> RefundAnswer {
-        RefundAnswer {
+    /// The answer of a refund the processor took (succeeded, or still pending: Medusa's
+    /// refund has no status); one it failed is Medusa's `Failed to refund Payment`.
+    fn refund(&self, refund: &Refund) -> Result<RefundAnswer, MedusaError> {
+        if refund.status == RefundStatus::Failed {
+            return Err(MedusaError::Unexpected(format!(
+                "Failed to refund Payment {}",
+                self.payment
+            )));
+        }
+        Ok(RefundAnswer {
             refund: MedusaRefund {
                 id: refund.id,
                 order_id: refund.order_id,
@@ -182,19 +190,20 @@ impl Answer {
                 created_at: refund.created_at,
                 updated_at: refund.modified_at.unwrap_or(refund.created_at),
             },
-        }
+        })
     }
 
     /// The answer a keyed refund keeps: its success and the refusals that follow from the
     /// request and the order, never a conflict or a failure of the server.
     fn kept(&self, created: &Result<Refund, Error>) -> Option<StoredAnswer> {
         let (status, body) = match created {
+            // A failed refund moved nothing: a retry may try again.
             Ok(refund) => (
                 StatusCode::OK,
-                serde_json::to_vec(&self.refund(refund)).ok()?,
+                serde_json::to_vec(&self.refund(refund).ok()?).ok()?,
             ),
             Err(error) => {
-                let refused = MedusaError::from_domain(clone_refusal(error)?, &self.payment);
+                let refused = MedusaError::from_domain(error, &self.payment);
                 if !refused.is_kept() {
                     return None;
                 }
@@ -207,21 +216,6 @@ impl Answer {
             body,
         })
     }
-}
-
-/// The refusals a key may keep, as owned errors; `None` for every other error.
-fn clone_refusal(error: &Error) -> Option<Error> {
-    Some(match error {
-        Error::OrderNotFound(id) => Error::OrderNotFound(*id),
-        Error::OverRefund { remaining } => Error::OverRefund {
-            remaining: *remaining,
-        },
-        Error::RefundsBlocked(id) => Error::RefundsBlocked(*id),
-        Error::RefundedAlready(id) => Error::RefundedAlready(*id),
-        Error::RefundDisputedPayment(id) => Error::RefundDisputedPayment(*id),
-        Error::RefundUnknownPayment(id) => Error::RefundUnknownPayment(*id),
-        _ => return None,
-    })
 }
 
 /// The `Idempotency-Key` header: absent, one valid key, or a 400.
@@ -247,7 +241,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, MedusaError> {
 
 fn replay(answer: StoredAnswer) -> Response {
     let Ok(status) = StatusCode::from_u16(answer.status) else {
-        return MedusaError::from_domain(
+        return MedusaError::answering(
             Error::Corrupt(format!("kept status {}", answer.status)),
             "",
         )

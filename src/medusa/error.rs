@@ -36,9 +36,24 @@ pub enum MedusaError {
 const CONFLICT_MESSAGE: &str = "The request conflicted with another request. You may retry the request with the provided Idempotency-Key.";
 
 impl MedusaError {
+    /// A failure answered to the client: its cause, when it is the server's, goes to the log
+    /// (never on the wire), then it is mapped as `from_domain` does.
+    pub fn answering(error: Error, payment: &str) -> Self {
+        match &error {
+            Error::Processor(cause) => tracing::error!(%cause, "the processor failed a refund"),
+            Error::NotReady(reason) => tracing::warn!(reason, "not ready"),
+            Error::DatabaseUnavailable(cause) => {
+                tracing::error!(error = %cause, "database unavailable")
+            }
+            Error::Database(_) | Error::Corrupt(_) => tracing::error!(%error, "request failed"),
+            _ => {}
+        }
+        Self::from_domain(&error, payment)
+    }
+
     /// The domain's errors in Medusa's terms, for a refund of `payment` (the id as the
     /// caller wrote it).
-    pub fn from_domain(error: Error, payment: &str) -> Self {
+    pub fn from_domain(error: &Error, payment: &str) -> Self {
         match error {
             Error::InvalidToken | Error::Unauthorized | Error::InsufficientScope(_) => {
                 MedusaError::Unauthorized
@@ -71,22 +86,11 @@ impl MedusaError {
             Error::IdempotencyKeyReused(key) => MedusaError::Duplicate(format!(
                 "Idempotency-Key {key} was already used for a different request"
             )),
-            Error::Processor(cause) => {
-                tracing::error!(%cause, "the processor failed a refund");
+            Error::Processor(_) => {
                 MedusaError::Unexpected(format!("Failed to refund Payment {payment}"))
             }
-            Error::NotReady(reason) => {
-                tracing::warn!(reason, "not ready");
-                MedusaError::Unavailable
-            }
-            Error::DatabaseUnavailable(cause) => {
-                tracing::error!(error = %cause, "database unavailable");
-                MedusaError::Unavailable
-            }
-            error @ (Error::Database(_) | Error::Corrupt(_)) => {
-                tracing::error!(%error, "request failed");
-                MedusaError::Internal
-            }
+            Error::NotReady(_) | Error::DatabaseUnavailable(_) => MedusaError::Unavailable,
+            Error::Database(_) | Error::Corrupt(_) => MedusaError::Internal,
         }
     }
 

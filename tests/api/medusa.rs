@@ -512,7 +512,7 @@ async fn refunds_the_rules_refuse_answer_not_allowed(pool: PgPool) {
     };
 
     // More than is left: what is left is net and tax together, as Medusa counts it.
-    let taxed = paid_order(&app, org.id, 1000, 250).await;
+    let taxed = paid_order(app, org.id, 1000, 250).await;
     assert_medusa_error(
         &refund(taxed.payment_id, 1251).await,
         StatusCode::BAD_REQUEST,
@@ -547,7 +547,7 @@ async fn refunds_the_rules_refuse_answer_not_allowed(pool: PgPool) {
         ),
     );
 
-    let blocked = paid_order(&app, org.id, 1000, 0).await;
+    let blocked = paid_order(app, org.id, 1000, 0).await;
     app.admin_ok(
         Method::PATCH,
         &format!("/admin/orders/{}", blocked.order_id),
@@ -565,7 +565,7 @@ async fn refunds_the_rules_refuse_answer_not_allowed(pool: PgPool) {
         ),
     );
 
-    let disputed = paid_order(&app, org.id, 1000, 0).await;
+    let disputed = paid_order(app, org.id, 1000, 0).await;
     app.dispute(disputed.order_id, DisputeStatus::NeedsResponse, None, None)
         .await;
     assert_medusa_error(
@@ -861,4 +861,57 @@ async fn the_served_document_describes_the_route(pool: PgPool) {
         document["components"]["securitySchemes"]["medusa_api_token"]["name"],
         "x-medusa-access-token"
     );
+}
+
+/// What the processor answers, in Medusa's terms: a refusal of an already refunded or a
+/// disputed payment is `not_allowed`; a failure, or a refund it failed, is Medusa's
+/// `Failed to refund Payment` (500), and moves nothing; a pending refund is answered with it.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn the_processors_answers_in_medusa_terms(pool: PgPool) {
+    let app =
+        crate::helpers::spawn_app_with_processor(pool, crate::helpers::ScriptedProcessor).await;
+    let org = app.organization("Acme").await;
+    let paid = paid_order(&app, org.id, 1000, 0).await;
+    let payment = paid.payment_id.to_string();
+    let refund = |amount: i64| {
+        let (app, payment, token) = (&app, payment.clone(), org.write_token.clone());
+        async move {
+            refund_payment(
+                app,
+                &payment,
+                Credential::MedusaHeader(&token),
+                None,
+                json!({"amount": amount, "reason": "other"}),
+            )
+            .await
+        }
+    };
+    assert_medusa_error(
+        &refund(11).await,
+        StatusCode::BAD_REQUEST,
+        "not_allowed",
+        &format!(
+            "Payment {payment} is already fully refunded (order {})",
+            paid.order_id
+        ),
+    );
+    assert_medusa_error(
+        &refund(12).await,
+        StatusCode::BAD_REQUEST,
+        "not_allowed",
+        &format!("Payment {payment} is disputed and cannot be refunded while the dispute is open"),
+    );
+    for failing in [13, 7] {
+        assert_medusa_error(
+            &refund(failing).await,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected_state",
+            &format!("Failed to refund Payment {payment}"),
+        );
+    }
+    let pending = refund(600).await;
+    assert_eq!(pending.status, StatusCode::OK, "{}", pending.text);
+    assert_eq!(pending.json()["refund"]["amount"], 600);
+    let state = app.order_state(paid.order_id).await;
+    assert_eq!((state.refunded_amount, state.pending_amount), (0, 600));
 }
