@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests and the end-to-end tests against a real
 # PostgreSQL (each test gets a database of its own, created and dropped by sqlx), then the
-# official Polar SDK suites and schema fuzzing. Installs what it needs when it is missing.
+# official client suites (Polar SDKs, Medusa's client) and schema fuzzing. Installs what it needs when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +35,8 @@ else
     cargo test --locked --no-fail-fast
 fi
 
-# The four official SDK builds, pinned, against a real server (installs them when missing).
+# The four official Polar SDK builds and Medusa's own client, pinned, against a real server
+# (installs them when missing).
 scripts/sdk-tests.sh
 # schemathesis against the served OpenAPI document (installs it when missing).
 scripts/fuzz.sh
