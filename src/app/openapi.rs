@@ -28,6 +28,7 @@ use crate::state::AppState;
         (name = "refunds", description = "Polar-compatible refunds."),
         (name = "orders", description = "Polar-compatible orders, as refunds see them."),
         (name = "payments", description = "Polar-compatible payments of orders."),
+        (name = "integrations", description = "Events from payment processors (Stripe's webhooks)."),
         (name = "admin", description = "Setting up data for sandboxes, test suites and ingestion. \
                                          Off unless `REFUNDS_ADMIN_TOKEN` is set; takes that token."),
         (name = "operations", description = "Liveness, readiness and metrics."),
@@ -93,6 +94,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(crate::orders::api::routes())
         .merge(crate::orders::payments::api::routes())
         .merge(crate::admin::api::routes())
+        .merge(crate::integrations::stripe::api::routes())
         .merge(super::ops::routes())
 }
 
