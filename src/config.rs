@@ -68,7 +68,11 @@ pub struct ProcessorConfig {
     #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
     pub stripe_webhook_secret: Option<Secret>,
     /// Stripe's API: scheme, host and port, without `/v1`.
-    #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com")]
+    #[arg(
+        long,
+        env = "STRIPE_API_BASE",
+        default_value = "https://api.stripe.com"
+    )]
     pub stripe_api_base: String,
     /// Milliseconds a call to Stripe may take before it counts as unanswered.
     #[arg(long, env = "STRIPE_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]

@@ -478,7 +478,9 @@ async fn settle_refund(
         failure_reason: body.failure_reason,
         ..RefundMove::to(body.status)
     };
-    Ok(Json(refunds::settle_refund(&state, refund_id, change).await?))
+    Ok(Json(
+        refunds::settle_refund(&state, refund_id, change).await?,
+    ))
 }
 
 #[utoipa::path(

@@ -77,7 +77,8 @@ pub fn processor(
     match config.processor {
         ProcessorKind::Sandbox => Ok((Arc::new(SandboxProcessor), None)),
         ProcessorKind::Stripe => {
-            let missing = |name: &str| anyhow::anyhow!("{name} must be set when REFUNDS_PROCESSOR=stripe");
+            let missing =
+                |name: &str| anyhow::anyhow!("{name} must be set when REFUNDS_PROCESSOR=stripe");
             let key = config
                 .stripe_secret_key
                 .clone()
@@ -88,14 +89,13 @@ pub fn processor(
                 .ok_or_else(|| missing("STRIPE_WEBHOOK_SECRET"))?;
             let base = config.stripe_api_base.trim();
             if !(base.starts_with("https://") || base.starts_with("http://")) {
-                anyhow::bail!("STRIPE_API_BASE must be an http(s) URL, such as https://api.stripe.com");
+                anyhow::bail!(
+                    "STRIPE_API_BASE must be an http(s) URL, such as https://api.stripe.com"
+                );
             }
-            let stripe = StripeProcessor::new(
-                base,
-                key,
-                Duration::from_millis(config.stripe_timeout_ms),
-            )
-            .context("STRIPE_API_BASE: cannot build the Stripe client")?;
+            let stripe =
+                StripeProcessor::new(base, key, Duration::from_millis(config.stripe_timeout_ms))
+                    .context("STRIPE_API_BASE: cannot build the Stripe client")?;
             Ok((Arc::new(stripe), Some(webhook_secret)))
         }
     }

@@ -142,7 +142,10 @@ pub fn refund_form(request: &ProcessorRefund) -> String {
         .append_pair("metadata[charge_id]", &request.charge_id)
         .append_pair("metadata[amount]", &request.requested_amount.to_string())
         .append_pair("metadata[refund_amount]", &request.amount.to_string())
-        .append_pair("metadata[refund_tax_amount]", &request.tax_amount.to_string())
+        .append_pair(
+            "metadata[refund_tax_amount]",
+            &request.tax_amount.to_string(),
+        )
         .append_pair(
             "metadata[revoke_benefits]",
             if request.revoke_benefits { "1" } else { "0" },
@@ -225,8 +228,9 @@ impl StripeProcessor {
                 "listing refunds answered {status}"
             )));
         }
-        serde_json::from_slice(&body)
-            .map_err(|error| ProcessorError::Unavailable(format!("unreadable refund list: {error}")))
+        serde_json::from_slice(&body).map_err(|error| {
+            ProcessorError::Unavailable(format!("unreadable refund list: {error}"))
+        })
     }
 }
 
@@ -236,13 +240,18 @@ fn unanswered(error: reqwest::Error) -> ProcessorError {
 }
 
 /// What an answer of `POST /v1/refunds` means for the refund.
-fn refund_answer(status: reqwest::StatusCode, body: &[u8]) -> Result<ProcessorOutcome, ProcessorError> {
+fn refund_answer(
+    status: reqwest::StatusCode,
+    body: &[u8],
+) -> Result<ProcessorOutcome, ProcessorError> {
     if status.is_success() {
         return serde_json::from_slice::<StripeRefund>(body)
             .map(|refund| refund.outcome())
             .map_err(|error| ProcessorError::Unavailable(format!("unreadable refund: {error}")));
     }
-    let error = serde_json::from_slice::<ErrorBody>(body).ok().map(|body| body.error);
+    let error = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|body| body.error);
     let code = error.as_ref().and_then(|error| error.code.as_deref());
     let message = error
         .as_ref()
@@ -289,7 +298,9 @@ impl PaymentProcessor for StripeProcessor {
     ) -> Result<Option<ProcessorOutcome>, ProcessorError> {
         let mut after: Option<String> = None;
         loop {
-            let page = self.list_refunds(&request.charge_id, after.as_deref()).await?;
+            let page = self
+                .list_refunds(&request.charge_id, after.as_deref())
+                .await?;
             if let Some(found) = page
                 .data
                 .iter()
@@ -349,7 +360,9 @@ pub fn verify_signature(
     }
     let matches = signatures.iter().any(|signature| {
         // `verify_slice` compares in constant time.
-        signing_mac(secret, timestamp, body).verify_slice(signature).is_ok()
+        signing_mac(secret, timestamp, body)
+            .verify_slice(signature)
+            .is_ok()
     });
     if matches {
         Ok(())
@@ -411,7 +424,9 @@ mod tests {
     #[test]
     fn refusals_map_as_polar_maps_them() {
         let body = |code: &str| {
-            format!(r#"{{"error":{{"type":"invalid_request_error","code":"{code}","message":"m"}}}}"#)
+            format!(
+                r#"{{"error":{{"type":"invalid_request_error","code":"{code}","message":"m"}}}}"#
+            )
         };
         let bad = reqwest::StatusCode::BAD_REQUEST;
         assert_eq!(
@@ -449,7 +464,10 @@ mod tests {
         let good = signature_header(&secret, 1_000, body);
         assert_eq!(verify_signature(Some(&good), body, &secret, 1_100), Ok(()));
         let several = format!("t=1000,v1={},{}", "00".repeat(32), &good[7..]);
-        assert_eq!(verify_signature(Some(&several), body, &secret, 1_000), Ok(()));
+        assert_eq!(
+            verify_signature(Some(&several), body, &secret, 1_000),
+            Ok(())
+        );
         assert_eq!(
             verify_signature(Some(&good), b"{}", &secret, 1_000),
             Err(SignatureError::Mismatch)
@@ -474,8 +492,14 @@ mod tests {
 
     #[test]
     fn dashboard_reasons_and_dispute_statuses_map_as_polar_maps_them() {
-        assert_eq!(reason_from_stripe(Some("requested_by_customer")), RefundReason::CustomerRequest);
-        assert_eq!(reason_from_stripe(Some("expired_uncaptured_charge")), RefundReason::Other);
+        assert_eq!(
+            reason_from_stripe(Some("requested_by_customer")),
+            RefundReason::CustomerRequest
+        );
+        assert_eq!(
+            reason_from_stripe(Some("expired_uncaptured_charge")),
+            RefundReason::Other
+        );
         assert_eq!(reason_from_stripe(None), RefundReason::Other);
         let dispute = |status: &str| StripeDispute {
             id: "dp_1".into(),
@@ -484,8 +508,14 @@ mod tests {
             status: status.into(),
             reason: None,
         };
-        assert_eq!(dispute("warning_needs_response").dispute_status(), DisputeStatus::NeedsResponse);
-        assert_eq!(dispute("under_review").dispute_status(), DisputeStatus::UnderReview);
+        assert_eq!(
+            dispute("warning_needs_response").dispute_status(),
+            DisputeStatus::NeedsResponse
+        );
+        assert_eq!(
+            dispute("under_review").dispute_status(),
+            DisputeStatus::UnderReview
+        );
         assert_eq!(dispute("won").dispute_status(), DisputeStatus::Won);
         assert_eq!(dispute("lost").dispute_status(), DisputeStatus::Lost);
     }

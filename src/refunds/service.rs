@@ -14,9 +14,7 @@ use super::repo::{self, NewRefund};
 use crate::auth::Principal;
 use crate::disputes::model::RefundDispute;
 use crate::domain::money::{OrderAmounts, RefundSplit};
-use crate::domain::{
-    Error, OrderStatus, RefundFailureReason, RefundReason, RefundStatus, Result,
-};
+use crate::domain::{Error, OrderStatus, RefundFailureReason, RefundReason, RefundStatus, Result};
 use crate::idempotency::{self, Claim, KeyedRequest, StoredAnswer};
 use crate::orders::repo::{self as orders_repo, LockedOrder};
 use crate::payments::{ProcessorError, ProcessorOutcome, ProcessorRefund, ProcessorRefundState};
@@ -344,7 +342,11 @@ pub async fn move_refund(
 
 /// Moves a refund as a processor's event would, in a transaction of its own (the admin
 /// API's settle). A move to the status the refund has is refused too: nothing would happen.
-pub async fn settle_refund(state: &AppState, refund_id: Uuid, change: RefundMove) -> Result<Refund> {
+pub async fn settle_refund(
+    state: &AppState,
+    refund_id: Uuid,
+    change: RefundMove,
+) -> Result<Refund> {
     let mut tx = state.pool.begin().await?;
     let current = find(&mut tx, refund_id).await?.status;
     if current == change.to || change.to == RefundStatus::Pending {
@@ -476,9 +478,10 @@ pub async fn record_refund(
             metadata: &record.metadata,
             failure_reason: record.failure_reason,
             processor_request: match &record.awaiting {
-                Some(awaiting) => Some(serde_json::to_value(&awaiting.request).map_err(
-                    |error| Error::Corrupt(format!("processor request: {error}")),
-                )?),
+                Some(awaiting) => Some(
+                    serde_json::to_value(&awaiting.request)
+                        .map_err(|error| Error::Corrupt(format!("processor request: {error}")))?,
+                ),
                 None => None,
             },
             recover_after_ms: record

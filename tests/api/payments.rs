@@ -132,7 +132,13 @@ async fn refunds_move_forward_only_and_a_reversal_takes_the_amount_back(pool: Pg
     let mut tx = app.pool.begin().await.unwrap();
     let back = move_refund(&mut tx, refund_id, RefundMove::to(RefundStatus::Pending)).await;
     assert!(
-        matches!(back, Err(Error::InvalidRefundMove { current: RefundStatus::Succeeded, .. })),
+        matches!(
+            back,
+            Err(Error::InvalidRefundMove {
+                current: RefundStatus::Succeeded,
+                ..
+            })
+        ),
         "{back:?}"
     );
     drop(tx);
@@ -150,5 +156,11 @@ async fn refunds_move_forward_only_and_a_reversal_takes_the_amount_back(pool: Pg
 
     let mut tx = app.pool.begin().await.unwrap();
     let again = move_refund(&mut tx, refund_id, RefundMove::to(RefundStatus::Succeeded)).await;
-    assert!(matches!(again, Err(Error::InvalidRefundMove { current: RefundStatus::Failed, .. })));
+    assert!(matches!(
+        again,
+        Err(Error::InvalidRefundMove {
+            current: RefundStatus::Failed,
+            ..
+        })
+    ));
 }

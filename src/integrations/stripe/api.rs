@@ -37,7 +37,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         (status = 503, description = "The database is unavailable; Stripe delivers the event again."),
     ),
 )]
-async fn stripe_webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn stripe_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(secret) = &state.stripe_webhook_secret else {
         return detail_only(StatusCode::NOT_FOUND, "Not Found");
     };

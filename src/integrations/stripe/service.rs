@@ -11,7 +11,9 @@ use crate::disputes::service as disputes;
 use crate::domain::money::RefundSplit;
 use crate::domain::{Error, RefundStatus, Result};
 use crate::orders::repo as orders_repo;
-use crate::payments::stripe::{STRIPE, StripeDispute, StripeEvent, StripeRefund, reason_from_stripe};
+use crate::payments::stripe::{
+    STRIPE, StripeDispute, StripeEvent, StripeRefund, reason_from_stripe,
+};
 use crate::refunds::repo as refunds_repo;
 use crate::refunds::service::{RefundRecord, record_processor_answer, record_refund};
 use crate::state::AppState;
@@ -38,11 +40,13 @@ pub async fn handle_event(state: &AppState, event: StripeEvent) -> Result<()> {
 }
 
 fn object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T> {
-    serde_json::from_value(value).map_err(|error| Error::invalid_field(
-        "data.object",
-        &format!("not a Stripe object of this event's type: {error}"),
-        serde_json::Value::Null,
-    ))
+    serde_json::from_value(value).map_err(|error| {
+        Error::invalid_field(
+            "data.object",
+            &format!("not a Stripe object of this event's type: {error}"),
+            serde_json::Value::Null,
+        )
+    })
 }
 
 /// A refund's news: ours (by Stripe's id, or by the id in its metadata when the create's
@@ -118,7 +122,8 @@ async fn import_refund(conn: &mut PgConnection, refund: &StripeRefund) -> Result
 
 /// A dispute opened, moved or closed at Stripe. An open dispute blocks manual refunds.
 async fn dispute_event(conn: &mut PgConnection, dispute: &StripeDispute) -> Result<()> {
-    let Some((order_id, _)) = orders_repo::order_of_charge(&mut *conn, STRIPE, &dispute.charge).await?
+    let Some((order_id, _)) =
+        orders_repo::order_of_charge(&mut *conn, STRIPE, &dispute.charge).await?
     else {
         tracing::warn!(dispute = %dispute.id, "a dispute of an unknown charge: ignored");
         return Ok(());
@@ -134,7 +139,8 @@ async fn dispute_event(conn: &mut PgConnection, dispute: &StripeDispute) -> Resu
             disputes::change_status(conn, existing, status).await?;
         }
         None => {
-            let refundable = order.amounts.refundable_amount() + order.amounts.refundable_tax_amount();
+            let refundable =
+                order.amounts.refundable_amount() + order.amounts.refundable_tax_amount();
             let split: RefundSplit = order.amounts.split_total(dispute.amount.min(refundable));
             let opening = DisputeOpening {
                 amount: Some(split.amount),
