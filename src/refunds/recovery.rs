@@ -41,10 +41,10 @@ pub async fn run(state: AppState, settings: RecoverySettings) {
             Ok(recovered) => tracing::info!(recovered, "refunds recovered from the processor"),
             Err(error) => tracing::warn!(%error, "recovering refunds failed"),
         }
-        if let Some(after) = settings.sandbox_settle_after {
-            if let Err(error) = settle_sandbox_refunds(&state, after).await {
-                tracing::warn!(%error, "settling pending sandbox refunds failed");
-            }
+        if let Some(after) = settings.sandbox_settle_after
+            && let Err(error) = settle_sandbox_refunds(&state, after).await
+        {
+            tracing::warn!(%error, "settling pending sandbox refunds failed");
         }
     }
 }
