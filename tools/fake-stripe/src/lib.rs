@@ -58,6 +58,9 @@ pub struct Faults {
     /// Answered normally after `slow` (the key is in flight meanwhile).
     pub slow: f64,
     pub slow_delay: Duration,
+    /// Share of `refund.created` webhooks never sent (as if the receiver had stayed away
+    /// longer than Stripe retries), so that the answer to the call is all there is.
+    pub dropped_webhooks: f64,
 }
 
 /// A refund as the fake holds it (Stripe's refund object).
@@ -93,6 +96,9 @@ pub struct Counters {
     pub faults: u64,
     pub webhooks_delivered: u64,
     pub webhook_attempts_refused: u64,
+    pub webhooks_dropped: u64,
+    /// `POST /v1/refunds` calls being answered right now.
+    pub in_flight: u64,
 }
 
 enum KeyState {
@@ -351,7 +357,26 @@ fn unauthorized() -> Response {
 }
 
 async fn create_refund(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorized(&shared, &headers) {
+    struct InFlight(Arc<Mutex<Inner>>);
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            self.0.lock().expect("fake state").counters.in_flight -= 1;
+        }
+    }
+    // As at Stripe, a request runs to its end (and its key gets its answer) even when the
+    // caller hangs up or dies half-way.
+    let task = tokio::spawn(async move {
+        shared.inner.lock().expect("fake state").counters.in_flight += 1;
+        let _in_flight = InFlight(shared.inner.clone());
+        answer_refund(&shared, &headers, &body).await
+    });
+    task.await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn answer_refund(shared: &Shared, headers: &HeaderMap, body: &Bytes) -> Response {
+    let shared = shared.clone();
+    if !authorized(&shared, headers) {
         return unauthorized();
     }
     let is_form = headers
@@ -367,7 +392,7 @@ async fn create_refund(State(shared): State<Shared>, headers: HeaderMap, body: B
         );
         return json_response(status, body);
     }
-    let params: Vec<(String, String)> = form_pairs(&body);
+    let params: Vec<(String, String)> = form_pairs(body);
     let key = headers
         .get("idempotency-key")
         .and_then(|value| value.to_str().ok())
@@ -691,9 +716,16 @@ fn announce_refund(shared: &Shared, kind: &str, refund: &RefundObject) {
 /// Sends a signed event to the webhook URL, again and again (backing off up to a second)
 /// until the receiver answers 2xx, as Stripe retries.
 fn send_event(shared: &Shared, kind: &str, object: Value) {
-    let Some(url) = shared.inner.lock().expect("fake state").webhook_url.clone() else {
-        return;
-    };
+    {
+        let mut inner = shared.inner.lock().expect("fake state");
+        if inner.webhook_url.is_none() {
+            return;
+        }
+        if kind == "refund.created" && rand::rng().random::<f64>() < inner.faults.dropped_webhooks {
+            inner.counters.webhooks_dropped += 1;
+            return;
+        }
+    }
     let event = json!({
         "id": new_id("evt"),
         "object": "event",
@@ -709,6 +741,11 @@ fn send_event(shared: &Shared, kind: &str, object: Value) {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(50);
         loop {
+            // Read each time: a receiver that restarts may listen elsewhere.
+            let Some(url) = shared.inner.lock().expect("fake state").webhook_url.clone() else {
+                shared.inner.lock().expect("fake state").undelivered -= 1;
+                return;
+            };
             let signature =
                 signature_header(&shared.settings.webhook_secret, now(), payload.as_bytes());
             let sent = shared
