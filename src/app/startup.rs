@@ -69,13 +69,19 @@ fn read_replica(config: &ServeConfig) -> anyhow::Result<Option<Arc<ReadReplica>>
     )))
 }
 
-/// The processor the settings name, and the signing secret of its webhooks. A Stripe setting
-/// that is missing stops start-up with one line naming it.
+/// The processor the settings name, and the signing secret of Stripe's webhooks (the
+/// endpoint is on when it is set). A Stripe setting that is missing stops start-up with one
+/// line naming it.
 pub fn processor(
     config: &ProcessorConfig,
 ) -> anyhow::Result<(Arc<dyn PaymentProcessor>, Option<Secret>)> {
     match config.processor {
-        ProcessorKind::Sandbox => Ok((Arc::new(SandboxProcessor), None)),
+        // Stripe's events (refunds made in its dashboard, disputes) may be received without
+        // refunding through Stripe.
+        ProcessorKind::Sandbox => Ok((
+            Arc::new(SandboxProcessor),
+            config.stripe_webhook_secret.clone(),
+        )),
         ProcessorKind::Stripe => {
             let missing =
                 |name: &str| anyhow::anyhow!("{name} must be set when REFUNDS_PROCESSOR=stripe");
