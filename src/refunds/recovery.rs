@@ -54,7 +54,9 @@ pub async fn run(state: AppState, settings: RecoverySettings) {
 /// how many got an answer.
 pub async fn recover_unanswered(state: &AppState) -> Result<usize> {
     let lease_ms = state.recovery_after.as_millis() as i64;
-    let taken = repo::take_unanswered(&state.pool, lease_ms, BATCH).await?;
+    // Only the configured processor can answer for its refunds.
+    let processor = state.processor.name();
+    let taken = repo::take_unanswered(&state.pool, processor, lease_ms, BATCH).await?;
     let mut recovered = 0;
     for refund in taken {
         match recover_one(state, refund).await {

@@ -171,11 +171,12 @@ pub struct Unanswered {
     pub created_at: DateTime<Utc>,
 }
 
-/// Takes up to `limit` refunds whose first answer is overdue, and moves their next turn
-/// `lease_ms` ahead, so that no other instance takes them meanwhile. The statement commits by
-/// itself: no row stays locked while the processor is asked.
+/// Takes up to `limit` refunds of `processor` whose first answer is overdue, and moves their
+/// next turn `lease_ms` ahead, so that no other instance takes them meanwhile. The statement
+/// commits by itself: no row stays locked while the processor is asked.
 pub async fn take_unanswered(
     pool: &PgPool,
+    processor: &str,
     lease_ms: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<Unanswered>> {
@@ -185,12 +186,14 @@ pub async fn take_unanswered(
         UPDATE refunds SET recover_after = now() + $1 * interval '1 millisecond'
         WHERE id IN (SELECT id FROM refunds
                      WHERE recover_after <= now() AND status = 'pending' AND processor_id IS NULL
+                       AND processor = $3
                      ORDER BY recover_after LIMIT $2
                      FOR UPDATE SKIP LOCKED)
         RETURNING id, processor_request AS "processor_request!", created_at
         "#,
         lease_ms as f64,
         limit,
+        processor,
     )
     .fetch_all(pool)
     .await
