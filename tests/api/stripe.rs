@@ -569,3 +569,150 @@ fn start_up_fails_with_one_line_when_a_stripe_setting_is_missing() {
         "{stderr}"
     );
 }
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn past_the_key_window_recovery_looks_the_refund_up_instead_of_asking_again(pool: PgPool) {
+    let s = spawn_stripe_app(pool).await;
+    s.fake.stop_webhooks();
+    let order_id = s.order("ch_old", 1000, 0).await;
+    s.fake.set_faults(Faults {
+        reset_after: 1.0,
+        ..Faults::default()
+    });
+    let made = s.create(order_id, 100, "customer_request").await.json();
+    s.fake.set_faults(Faults {
+        server_error: 1.0,
+        ..Faults::default()
+    });
+    let never_made = s.create(order_id, 200, "customer_request").await.json();
+    s.fake.set_faults(Faults::default());
+    // Both were created more than a day ago: Stripe has forgotten their keys.
+    sqlx::query(
+        "UPDATE refunds SET created_at = now() - interval '25 hours', recover_after = now()",
+    )
+    .execute(&s.app.pool)
+    .await
+    .unwrap();
+    let calls_before = s.fake.counters().refund_requests;
+
+    assert_eq!(recovery::recover_unanswered(&s.state).await.unwrap(), 2);
+    assert_eq!(
+        s.fake.counters().refund_requests,
+        calls_before,
+        "no refund is asked for again once its key may be forgotten"
+    );
+    assert_eq!(
+        s.refund_status(made["id"].as_str().unwrap()).await,
+        "succeeded"
+    );
+    assert_eq!(
+        s.refund_status(never_made["id"].as_str().unwrap()).await,
+        "failed"
+    );
+    let order = s.app.order_state(order_id).await;
+    assert_eq!((order.refunded_amount, order.pending_amount), (100, 0));
+    assert_eq!(s.fake.refunds().len(), 1);
+}
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn the_fake_stripe_keeps_stripes_rules(pool: PgPool) {
+    let s = spawn_stripe_app(pool).await;
+    s.fake.stop_webhooks();
+    s.fake.add_charge("ch_rules", 1000, "usd");
+    let http = reqwest::Client::new();
+    let post = |key: Option<&str>, idempotency: &str, form: &str, content_type: &str| {
+        let mut request = http
+            .post(format!("{}/v1/refunds", s.fake.url()))
+            .header("Idempotency-Key", idempotency)
+            .header("content-type", content_type)
+            .body(form.to_owned());
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        async move { crate::helpers::into_response(request.send().await.unwrap()).await }
+    };
+    let form = "application/x-www-form-urlencoded";
+    assert_eq!(
+        post(None, "k0", "charge=ch_rules&amount=10", form)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        post(Some("sk_test_wrong"), "k0", "charge=ch_rules", form)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let json_body = post(
+        Some(SECRET_KEY),
+        "k0",
+        r#"{"charge":"ch_rules"}"#,
+        "application/json",
+    )
+    .await;
+    assert_eq!(json_body.status, StatusCode::BAD_REQUEST);
+
+    let first = post(
+        Some(SECRET_KEY),
+        "k1",
+        "charge=ch_rules&amount=600&metadata[refund_id]=x",
+        form,
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let replay = post(
+        Some(SECRET_KEY),
+        "k1",
+        "charge=ch_rules&amount=600&metadata[refund_id]=x",
+        form,
+    )
+    .await;
+    assert_eq!(replay.text, first.text);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    let changed = post(Some(SECRET_KEY), "k1", "charge=ch_rules&amount=601", form).await;
+    assert_eq!(changed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(changed.json()["error"]["type"], "idempotency_error");
+
+    let too_much = post(Some(SECRET_KEY), "k2", "charge=ch_rules&amount=401", form).await;
+    assert_eq!(too_much.status, StatusCode::BAD_REQUEST);
+    assert_eq!(too_much.json()["error"]["code"], "amount_too_large");
+    let rest = post(Some(SECRET_KEY), "k3", "charge=ch_rules", form).await;
+    assert_eq!(rest.json()["amount"], 400, "no amount refunds what is left");
+    let after = post(Some(SECRET_KEY), "k4", "charge=ch_rules&amount=1", form).await;
+    assert_eq!(after.json()["error"]["code"], "charge_already_refunded");
+    assert_eq!(s.fake.refunded("ch_rules"), 1000);
+
+    // A request still running holds its key: a second one with it is 409.
+    s.fake.set_faults(Faults {
+        slow: 1.0,
+        slow_delay: Duration::from_millis(500),
+        ..Faults::default()
+    });
+    s.fake.add_charge("ch_slow", 1000, "usd");
+    let (slow, conflict) = tokio::join!(
+        post(Some(SECRET_KEY), "k5", "charge=ch_slow&amount=5", form),
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            post(Some(SECRET_KEY), "k5", "charge=ch_slow&amount=5", form).await
+        }
+    );
+    assert_eq!(slow.status, StatusCode::OK);
+    assert_eq!(conflict.status, StatusCode::CONFLICT);
+    assert_eq!(conflict.json()["error"]["code"], "idempotency_key_in_use");
+
+    let listed = http
+        .get(format!(
+            "{}/v1/refunds?charge=ch_rules&limit=1",
+            s.fake.url()
+        ))
+        .bearer_auth(SECRET_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(listed["has_more"], true);
+    assert_eq!(listed["data"][0]["amount"], 400, "newest first");
+}

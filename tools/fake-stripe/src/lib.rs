@@ -452,8 +452,9 @@ async fn answer_refund(shared: &Shared, headers: &HeaderMap, body: &Bytes) -> Re
             shared.inner.lock().expect("fake state").keys.remove(key);
         }
     };
-    let mut threshold = faults.server_error;
-    if roll < threshold {
+    // One roll places the call in at most one of the failures (500 before, reset after,
+    // held after); slowness is rolled on its own.
+    if roll < faults.server_error {
         forget_key(&shared);
         shared.inner.lock().expect("fake state").counters.faults += 1;
         let (status, body) = stripe_error(
@@ -464,8 +465,7 @@ async fn answer_refund(shared: &Shared, headers: &HeaderMap, body: &Bytes) -> Re
         );
         return json_response(status, body);
     }
-    threshold += faults.slow;
-    if roll < threshold {
+    if rand::rng().random::<f64>() < faults.slow {
         tokio::time::sleep(faults.slow_delay).await;
     }
     let (status, answer, made) = make_refund(&shared, &params);
@@ -507,8 +507,8 @@ async fn answer_refund(shared: &Shared, headers: &HeaderMap, body: &Bytes) -> Re
             });
         }
     }
-    threshold += faults.reset_after;
-    if roll < threshold {
+    let reset_until = faults.server_error + faults.reset_after;
+    if roll < reset_until {
         shared.inner.lock().expect("fake state").counters.faults += 1;
         // A body that fails half-way: the connection is torn down mid-answer.
         let broken = futures::stream::iter(vec![
@@ -525,8 +525,7 @@ async fn answer_refund(shared: &Shared, headers: &HeaderMap, body: &Bytes) -> Re
             .body(Body::from_stream(broken))
             .expect("response");
     }
-    threshold += faults.hang_after;
-    if roll < threshold {
+    if roll < reset_until + faults.hang_after {
         shared.inner.lock().expect("fake state").counters.faults += 1;
         tokio::time::sleep(faults.hang).await;
     }
