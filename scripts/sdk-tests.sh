@@ -103,6 +103,8 @@ else
     die "cannot parse DATABASE_URL=$DATABASE_URL"
 fi
 ADMIN_TOKEN="sdk-tests-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+# The webhook endpoint's signing secret, for the cross-check with Stripe's own library.
+STRIPE_WEBHOOK_SECRET="whsec_sdk_tests_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 SERVER_LOG="$(mktemp -t refunds-sdk-tests.XXXXXX.log)"
 SERVER_PID=""
 FAILED=()
@@ -132,6 +134,7 @@ trap 'exit 143' TERM
 
 header "starting refunds-server (database $DB_NAME)"
 DATABASE_URL="$SERVER_DATABASE_URL" REFUNDS_ADMIN_TOKEN="$ADMIN_TOKEN" REFUNDS_LOG_FORMAT=human RUST_LOG=info \
+    STRIPE_WEBHOOK_SECRET="$STRIPE_WEBHOOK_SECRET" \
     "$SERVER_BIN" serve --bind 127.0.0.1:0 2>"$SERVER_LOG" >/dev/null &
 SERVER_PID=$!
 
@@ -151,7 +154,7 @@ done
 [[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE_URL/readyz")" == 200 ]] || die "GET $BASE_URL/readyz never answered 200"
 log "server ready at $BASE_URL"
 
-export REFUNDS_BASE_URL="$BASE_URL" REFUNDS_ADMIN_TOKEN="$ADMIN_TOKEN"
+export REFUNDS_BASE_URL="$BASE_URL" REFUNDS_ADMIN_TOKEN="$ADMIN_TOKEN" REFUNDS_STRIPE_WEBHOOK_SECRET="$STRIPE_WEBHOOK_SECRET"
 
 # --- the suites ------------------------------------------------------------------------------
 run_suite() {
@@ -180,6 +183,8 @@ run_suite "TypeScript @polar-sh/sdk $(npm_version sdk0) (new Polar, Node $(node 
     env -C "$TS_DIR" node --test --test-reporter=spec test/sdk0.test.mjs
 run_suite "JavaScript @medusajs/medusa-js $(medusa_version) (Medusa v1 admin.payments.refundPayment, Node $(node --version))" \
     env -C "$MEDUSA_DIR" node --test --test-reporter=spec test/refund-payment.test.mjs
+run_suite "Stripe webhook signatures made by npm stripe $(npm_version stripe)" \
+    env -C "$TS_DIR" node --test --test-reporter=spec test/stripe-signature.test.mjs
 
 header "summary (${SECONDS} s)"
 if [[ ${#FAILED[@]} -ne 0 ]]; then

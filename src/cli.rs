@@ -376,6 +376,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     payment_method,
                     card_brand,
                     card_last4,
+                    payment: None,
                 },
             };
             print_json(&orders::create_paid_order(&pool, input).await?)

@@ -1,6 +1,8 @@
 //! Settings read from the command line and the environment.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::str::FromStr;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/refunds";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
@@ -47,5 +49,92 @@ pub struct ServeConfig {
     #[arg(long, env = "REFUNDS_IDEMPOTENCY_KEY_TTL", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
     pub idempotency_key_ttl: u64,
     #[command(flatten)]
+    pub processor: ProcessorConfig,
+    #[command(flatten)]
     pub database: DatabaseConfig,
+}
+
+/// The payment processor that carries out refunds, and how refunds left without an answer
+/// are recovered.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProcessorConfig {
+    /// `sandbox` (simulated, in-process) or `stripe`.
+    #[arg(long, env = "REFUNDS_PROCESSOR", default_value = "sandbox")]
+    pub processor: ProcessorKind,
+    /// Stripe secret API key (`sk_…` or `rk_…`); required with `--processor stripe`.
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<Secret>,
+    /// Signing secret of the Stripe webhook endpoint (`whsec_…`); required with `--processor stripe`.
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<Secret>,
+    /// Stripe's API: scheme, host and port, without `/v1`.
+    #[arg(
+        long,
+        env = "STRIPE_API_BASE",
+        default_value = "https://api.stripe.com"
+    )]
+    pub stripe_api_base: String,
+    /// Milliseconds a call to Stripe may take before it counts as unanswered.
+    #[arg(long, env = "STRIPE_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stripe_timeout_ms: u64,
+    /// Milliseconds a refund may wait for the processor's first answer before the recovery
+    /// worker asks again.
+    #[arg(long, env = "REFUNDS_RECOVERY_AFTER_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub recovery_after_ms: u64,
+    /// Milliseconds between two looks of the recovery worker.
+    #[arg(long, env = "REFUNDS_RECOVERY_INTERVAL_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub recovery_interval_ms: u64,
+    /// When set, pending sandbox refunds succeed by themselves after this many milliseconds.
+    #[arg(long, env = "REFUNDS_SANDBOX_SETTLE_AFTER_MS")]
+    pub sandbox_settle_after_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProcessorKind {
+    Sandbox,
+    Stripe,
+}
+
+/// A secret setting: never shown by `Debug`, so it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = &'static str;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.trim() {
+            "" => Err("must not be empty"),
+            value => Ok(Self(value.to_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let secret: Secret = "sk_test_very_secret".parse().unwrap();
+        assert_eq!(format!("{secret:?}"), "Secret(…)");
+        assert_eq!(secret.expose(), "sk_test_very_secret");
+        assert!("  ".parse::<Secret>().is_err());
+    }
 }

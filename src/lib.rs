@@ -18,6 +18,7 @@ pub mod disputes;
 pub mod domain;
 pub mod http;
 pub mod idempotency;
+pub mod integrations;
 pub mod medusa;
 pub mod orders;
 pub mod organizations;

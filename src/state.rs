@@ -28,6 +28,11 @@ pub struct AppState {
     pub admin_token_hash: Option<Arc<[u8]>>,
     /// How long an idempotency key is remembered.
     pub idempotency_key_lifetime: Duration,
+    /// How long a refund may wait for an outside processor's first answer before the
+    /// recovery worker asks again.
+    pub recovery_after: Duration,
+    /// The signing secret of Stripe's webhooks; `None` switches the endpoint off.
+    pub stripe_webhook_secret: Option<crate::config::Secret>,
     /// Set when the process has been told to stop: readiness answers 503 so that load
     /// balancers move traffic away while requests are still served, and every answer
     /// closes its connection so that clients reconnect elsewhere.
@@ -44,6 +49,8 @@ impl AppState {
             request_timeout: Duration::from_secs(30),
             admin_token_hash: None,
             idempotency_key_lifetime: Duration::from_secs(24 * 60 * 60),
+            recovery_after: Duration::from_secs(30),
+            stripe_webhook_secret: None,
             lame_duck: Arc::default(),
         }
     }

@@ -16,16 +16,23 @@ use uuid::Uuid;
 use crate::auth::service::{self as tokens, CreatedToken, TokenOwner};
 use crate::customers::{Customer, service as customers};
 use crate::disputes::model::{DisputeOpening, RefundDispute};
-use crate::domain::{BillingReason, DisputeStatus, Error, RecurringInterval};
+use crate::domain::{
+    BillingReason, DisputeStatus, Error, RecurringInterval, RefundFailureReason, RefundStatus,
+    SandboxRefundOutcome,
+};
 use crate::http::extract::AdminJson;
 use crate::orders::model::Address;
 use crate::orders::model::OrderView;
-use crate::orders::service::{self as orders, OrderDetails, OrderItemInput, PaidOrderInput};
+use crate::orders::service::{
+    self as orders, OrderDetails, OrderItemInput, PaidOrderInput, PaymentSource,
+};
 use crate::organizations::{Organization, User, service as organizations};
 use crate::polar::parse::path_uuid;
 use crate::polar::schema::{ErrorBody, HttpValidationError};
 use crate::polar::{ApiError, ApiResult};
 use crate::refunds::disputes;
+use crate::refunds::model::Refund;
+use crate::refunds::service::{self as refunds, RefundMove};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -41,6 +48,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_order, update_order))
         .routes(routes!(create_dispute))
         .routes(routes!(update_dispute))
+        .routes(routes!(settle_refund))
 }
 
 /// The failures every admin route may answer.
@@ -336,6 +344,8 @@ struct OrderCreate {
     payment_method: Option<String>,
     card_brand: Option<String>,
     card_last4: Option<String>,
+    /// The processor and its charge id; a sandbox charge by default.
+    payment: Option<PaymentSource>,
 }
 
 #[utoipa::path(
@@ -374,6 +384,7 @@ async fn create_order(
                 payment_method: body.payment_method,
                 card_brand: body.card_brand,
                 card_last4: body.card_last4,
+                payment: body.payment,
             },
         },
     )
@@ -402,21 +413,73 @@ async fn get_order(
     patch,
     path = "/admin/orders/{id}",
     tag = "admin",
-    summary = "Block or unblock refunds for an order.",
+    summary = "Block or unblock refunds for an order, or set what the sandbox processor answers for its next refunds.",
     security(("admin_token" = [])),
     params(("id" = String, Path, description = "The order ID.")),
-    request_body(content = RefundsBlockedUpdate, content_type = "application/json"),
+    request_body(content = OrderUpdate, content_type = "application/json"),
     responses((status = 200, description = "OK.", body = OrderView), AdminFailures),
 )]
 async fn update_order(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    AdminJson(body): AdminJson<RefundsBlockedUpdate>,
+    AdminJson(body): AdminJson<OrderUpdate>,
 ) -> ApiResult<Json<OrderView>> {
     let id = path_id(&id)?;
+    let mut order = None;
+    if let Some(blocked) = body.refunds_blocked {
+        order = Some(orders::set_refunds_blocked(&state.pool, id, blocked).await?);
+    }
+    if let Some(outcome) = body.sandbox_refund_outcome {
+        order = Some(orders::set_sandbox_refund_outcome(&state.pool, id, outcome).await?);
+    }
+    match order {
+        Some(order) => Ok(Json(order)),
+        None => Ok(Json(orders::get_order(&state.pool, id).await?)),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct OrderUpdate {
+    refunds_blocked: Option<bool>,
+    /// What the sandbox processor answers for the order's next refunds (`succeeded` by
+    /// default; `failed` is a refusal: the refund is recorded failed, nothing stays reserved).
+    sandbox_refund_outcome: Option<SandboxRefundOutcome>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RefundSettle {
+    /// `succeeded`, `failed` or `canceled`.
+    status: RefundStatus,
+    /// Why it failed; `unknown` when not given.
+    failure_reason: Option<RefundFailureReason>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/refunds/{id}/settle",
+    tag = "admin",
+    summary = "Move a refund as the processor's event would: pending to succeeded, failed or canceled; succeeded to failed or canceled (a reversal).",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The refund ID.")),
+    request_body(content = RefundSettle, content_type = "application/json"),
+    responses((status = 200, description = "The refund as it now stands.", body = Refund), AdminFailures),
+)]
+async fn settle_refund(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AdminJson(body): AdminJson<RefundSettle>,
+) -> ApiResult<Json<Refund>> {
+    let refund_id = path_id(&id)?;
+    let change = RefundMove {
+        failure_reason: body.failure_reason,
+        ..RefundMove::to(body.status)
+    };
     Ok(Json(
-        orders::set_refunds_blocked(&state.pool, id, body.refunds_blocked).await?,
+        refunds::settle_refund(&state, refund_id, change).await?,
     ))
 }
 

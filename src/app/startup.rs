@@ -15,7 +15,10 @@ use tower::util::MapRequestLayer;
 use tower::{Layer, ServiceExt};
 
 use super::MIGRATOR;
-use crate::config::{DatabaseConfig, ServeConfig};
+use crate::config::{DatabaseConfig, ProcessorConfig, ProcessorKind, Secret, ServeConfig};
+use crate::payments::stripe::StripeProcessor;
+use crate::payments::{PaymentProcessor, SandboxProcessor};
+use crate::refunds::recovery::{self, RecoverySettings};
 use crate::state::{AppState, ReadReplica};
 
 /// Creates the database if needed, connects and applies the migrations.
@@ -64,6 +67,44 @@ fn read_replica(config: &ServeConfig) -> anyhow::Result<Option<Arc<ReadReplica>>
         pool,
         Duration::from_millis(config.read_max_lag_ms),
     )))
+}
+
+/// The processor the settings name, and the signing secret of Stripe's webhooks (the
+/// endpoint is on when it is set). A Stripe setting that is missing stops start-up with one
+/// line naming it.
+pub fn processor(
+    config: &ProcessorConfig,
+) -> anyhow::Result<(Arc<dyn PaymentProcessor>, Option<Secret>)> {
+    match config.processor {
+        // Stripe's events (refunds made in its dashboard, disputes) may be received without
+        // refunding through Stripe.
+        ProcessorKind::Sandbox => Ok((
+            Arc::new(SandboxProcessor),
+            config.stripe_webhook_secret.clone(),
+        )),
+        ProcessorKind::Stripe => {
+            let missing =
+                |name: &str| anyhow::anyhow!("{name} must be set when REFUNDS_PROCESSOR=stripe");
+            let key = config
+                .stripe_secret_key
+                .clone()
+                .ok_or_else(|| missing("STRIPE_SECRET_KEY"))?;
+            let webhook_secret = config
+                .stripe_webhook_secret
+                .clone()
+                .ok_or_else(|| missing("STRIPE_WEBHOOK_SECRET"))?;
+            let base = config.stripe_api_base.trim();
+            if !(base.starts_with("https://") || base.starts_with("http://")) {
+                anyhow::bail!(
+                    "STRIPE_API_BASE must be an http(s) URL, such as https://api.stripe.com"
+                );
+            }
+            let stripe =
+                StripeProcessor::new(base, key, Duration::from_millis(config.stripe_timeout_ms))
+                    .context("STRIPE_API_BASE: cannot build the Stripe client")?;
+            Ok((Arc::new(stripe), Some(webhook_secret)))
+        }
+    }
 }
 
 /// A bound, ready-to-serve application. Binding to port 0 picks a free port (tests).
@@ -170,6 +211,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// `refunds-server serve`.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let signalled = shutdown_signal().context("installing signal handlers")?;
+    let (processor, stripe_webhook_secret) = processor(&config.processor)?;
     let pool = connect_and_migrate(&config.database).await?;
     let demo = match config.demo {
         true => crate::dev::demo::prepare(&pool)
@@ -183,6 +225,19 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let mut state = AppState::new(pool).with_admin_token(config.admin_token.as_deref());
     state.request_timeout = Duration::from_secs(config.request_timeout);
     state.idempotency_key_lifetime = Duration::from_secs(config.idempotency_key_ttl);
+    state.processor = processor;
+    state.stripe_webhook_secret = stripe_webhook_secret;
+    state.recovery_after = Duration::from_millis(config.processor.recovery_after_ms);
+    tokio::spawn(recovery::run(
+        state.clone(),
+        RecoverySettings {
+            interval: Duration::from_millis(config.processor.recovery_interval_ms),
+            sandbox_settle_after: config
+                .processor
+                .sandbox_settle_after_ms
+                .map(Duration::from_millis),
+        },
+    ));
     tokio::spawn(crate::idempotency::purge_expired_keys(
         state.pool.clone(),
         state.idempotency_key_lifetime.min(Duration::from_secs(600)),

@@ -136,3 +136,37 @@ pub async fn set_status(
     .fetch_one(conn)
     .await?)
 }
+
+/// Records the processor's id of a dispute.
+pub async fn set_processor_id(
+    conn: &mut PgConnection,
+    dispute_id: Uuid,
+    processor_id: &str,
+) -> Result<()> {
+    sqlx::query!(
+        "UPDATE disputes SET processor_id = $2 WHERE id = $1",
+        dispute_id,
+        processor_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The dispute with the processor's id `processor_id`, read in a transaction that locked
+/// its order.
+pub async fn find_by_processor_id(
+    conn: &mut PgConnection,
+    processor_id: &str,
+) -> Result<Option<RefundDispute>> {
+    let id = sqlx::query_scalar!(
+        "SELECT id FROM disputes WHERE processor_id = $1",
+        processor_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    match id {
+        Some(id) => find_dispute(conn, id).await,
+        None => Ok(None),
+    }
+}

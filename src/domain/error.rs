@@ -59,6 +59,14 @@ pub enum Error {
     #[error("{0}")]
     Conflict(String),
 
+    /// A refund asked to make a move its status does not allow.
+    #[error("refund {refund_id} is {current:?} and cannot become {requested:?}")]
+    InvalidRefundMove {
+        refund_id: Uuid,
+        current: super::RefundStatus,
+        requested: super::RefundStatus,
+    },
+
     #[error("payment processor error: {0}")]
     Processor(String),
     /// The service cannot serve yet (for example, migrations are missing).
@@ -114,6 +122,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::ResourceNotFound => "resource_not_found",
             Error::Conflict(_) => "conflict",
+            Error::InvalidRefundMove { .. } => "invalid_refund_move",
             Error::Processor(_) => "processor_error",
             Error::NotReady(_) => "not_ready",
             Error::DatabaseUnavailable(_) => "database_unavailable",

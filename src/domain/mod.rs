@@ -16,5 +16,5 @@ pub fn hash_token(token: &str) -> Vec<u8> {
 pub use money::{OrderAmounts, RefundSplit, RequestedAmount};
 pub use status::{
     BillingReason, DisputeStatus, OrderStatus, PaymentStatus, PaymentTrigger, RecurringInterval,
-    RefundReason, RefundStatus,
+    RefundFailureReason, RefundReason, RefundStatus, SandboxRefundOutcome,
 };

@@ -67,6 +67,25 @@ impl OrderAmounts {
         self.pending_tax_amount -= split.tax_amount;
     }
 
+    /// A succeeded refund was reversed by the processor: its amounts are refundable again.
+    pub fn reverse(&mut self, split: RefundSplit) {
+        self.refunded_amount -= split.amount;
+        self.refunded_tax_amount -= split.tax_amount;
+    }
+
+    /// The counters after a refund moves from `from` to `to` (a move `RefundStatus::may_move_to`
+    /// allows).
+    pub fn apply_move(&mut self, from: RefundStatus, to: RefundStatus, split: RefundSplit) {
+        match (from, to) {
+            (RefundStatus::Pending, RefundStatus::Succeeded) => self.settle(split),
+            (RefundStatus::Pending, _) => self.release(split),
+            (RefundStatus::Succeeded, RefundStatus::Failed | RefundStatus::Canceled) => {
+                self.reverse(split)
+            }
+            _ => {}
+        }
+    }
+
     /// A new refund in the state the processor left it: reserved while pending, settled if
     /// it succeeded at once, and nothing if it failed.
     pub fn record(&mut self, status: RefundStatus, split: RefundSplit) {
@@ -187,8 +206,9 @@ impl OrderAmounts {
         Some(tax.min(self.refundable_tax_amount()))
     }
 
-    /// `Order.calculate_refunded_tax_from_total`.
-    fn split_total(&self, total: i64) -> RefundSplit {
+    /// `Order.calculate_refunded_tax_from_total`: how a total the processor refunded (a
+    /// refund made outside this server) splits into net and tax.
+    pub fn split_total(&self, total: i64) -> RefundSplit {
         if total == self.remaining_balance() {
             return RefundSplit {
                 amount: self.refundable_amount(),
@@ -249,6 +269,22 @@ mod tests {
 
     fn apply(order: &mut OrderAmounts, split: RefundSplit) {
         order.record(RefundStatus::Succeeded, split);
+    }
+
+    #[test]
+    fn a_reversal_gives_back_what_a_success_took() {
+        let before = order(1000, 250);
+        let split = before.split(600).unwrap();
+        let mut amounts = before;
+        amounts.record(RefundStatus::Pending, split);
+        amounts.apply_move(RefundStatus::Pending, RefundStatus::Succeeded, split);
+        assert_eq!((amounts.refunded_amount, amounts.pending_amount), (600, 0));
+        amounts.apply_move(RefundStatus::Succeeded, RefundStatus::Failed, split);
+        assert_eq!(amounts, before);
+        let mut canceled = before;
+        canceled.record(RefundStatus::Pending, split);
+        canceled.apply_move(RefundStatus::Pending, RefundStatus::Canceled, split);
+        assert_eq!(canceled, before);
     }
 
     #[test]

@@ -62,6 +62,28 @@ derive_state! {
 }
 
 derive_state! {
+    /// Why a processor failed a refund (Polar's `RefundFailureReason`).
+    pub enum RefundFailureReason {
+        Unknown,
+        Declined,
+        CardExpired,
+        CardLost,
+        Disputed,
+        InsufficientFunds,
+        MerchantRequest,
+    }
+}
+
+derive_state! {
+    /// What the sandbox processor answers for an order's next refunds.
+    pub enum SandboxRefundOutcome {
+        Succeeded,
+        Pending,
+        Failed,
+    }
+}
+
+derive_state! {
     pub enum DisputeStatus {
         Prevented,
         EarlyWarning,
@@ -125,6 +147,18 @@ derive_state! {
     }
 }
 
+impl RefundStatus {
+    /// The moves a refund may make: a pending one settles, fails or is canceled; a succeeded
+    /// one may still be reversed (failed or canceled) by the processor.
+    pub fn may_move_to(self, to: RefundStatus) -> bool {
+        use RefundStatus::*;
+        matches!(
+            (self, to),
+            (Pending, Succeeded | Failed | Canceled) | (Succeeded, Failed | Canceled)
+        )
+    }
+}
+
 impl DisputeStatus {
     pub fn is_resolved(self) -> bool {
         matches!(self, DisputeStatus::Won | DisputeStatus::Lost)
@@ -167,6 +201,24 @@ mod tests {
             "early_warning"
         );
         assert!("Succeeded".parse::<RefundStatus>().is_err());
+    }
+
+    #[test]
+    fn refunds_move_forward_only() {
+        use RefundStatus::*;
+        for to in [Succeeded, Failed, Canceled] {
+            assert!(Pending.may_move_to(to));
+        }
+        assert!(Succeeded.may_move_to(Failed));
+        assert!(Succeeded.may_move_to(Canceled));
+        for from in [Failed, Canceled] {
+            for to in [Pending, Succeeded, Failed, Canceled] {
+                assert!(!from.may_move_to(to), "{from:?} -> {to:?}");
+            }
+        }
+        assert!(!Succeeded.may_move_to(Pending));
+        assert!(!Succeeded.may_move_to(Succeeded));
+        assert!(!Pending.may_move_to(Pending));
     }
 
     #[test]

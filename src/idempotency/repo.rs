@@ -139,6 +139,26 @@ pub async fn complete(
     Ok(())
 }
 
+/// Gives the answer to a key whose create was cut off (the process died between reserving
+/// its refund and settling it), so that a retry is answered instead of waiting forever.
+/// Keys already answered are left as they are.
+pub async fn complete_unanswered(
+    conn: &mut PgConnection,
+    refund_id: Uuid,
+    answer: &StoredAnswer,
+) -> Result<()> {
+    sqlx::query!(
+        "UPDATE idempotency_keys SET response_status = $2, response_body = $3
+         WHERE refund_id = $1 AND response_status IS NULL",
+        refund_id,
+        answer.status as i16,
+        answer.body,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Deletes expired keys that have their answer, in batches so that no statement holds many
 /// rows at once; returns how many.
 pub async fn purge_expired(pool: &PgPool) -> Result<u64> {

@@ -4,7 +4,9 @@ use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::model::{OrderListQuery, OrderSort, OrderView, ProductBillingType};
-use crate::domain::{BillingReason, OrderAmounts, OrderStatus, RecurringInterval};
+use crate::domain::{
+    BillingReason, OrderAmounts, OrderStatus, RecurringInterval, SandboxRefundOutcome,
+};
 
 /// An order locked for the duration of a refund transaction, with what the checks need.
 pub struct LockedOrder {
@@ -16,8 +18,11 @@ pub struct LockedOrder {
     pub currency: String,
     pub refunds_blocked: bool,
     pub amounts: OrderAmounts,
-    /// The order's succeeded payment, if any.
+    /// The order's succeeded payment, if any, and the processor's id of its charge.
     pub payment_id: Option<Uuid>,
+    pub charge_id: Option<String>,
+    /// What the sandbox processor answers for this order's refunds.
+    pub sandbox_refund_outcome: SandboxRefundOutcome,
     /// Whether a dispute on the order is still open (not prevented, won or lost).
     pub has_open_dispute: bool,
 }
@@ -36,14 +41,16 @@ pub async fn lock_for_refund(
                (o.refunds_blocked OR g.refunds_blocked) AS "refunds_blocked!",
                o.net_amount, o.tax_amount, o.applied_balance_amount,
                o.refunded_amount, o.refunded_tax_amount, o.pending_amount, o.pending_tax_amount,
-               (SELECT p.id FROM payments p
-                 WHERE p.order_id = o.id AND p.status = 'succeeded'
-                 ORDER BY p.created_at LIMIT 1) AS payment_id,
+               paid.id AS "payment_id?", paid.processor_id AS "charge_id?",
+               o.sandbox_refund_outcome AS "sandbox_refund_outcome: SandboxRefundOutcome",
                EXISTS (SELECT 1 FROM disputes d
                         WHERE d.order_id = o.id
                           AND d.status NOT IN ('prevented', 'won', 'lost')) AS "has_open_dispute!"
         FROM orders o
         JOIN organizations g ON g.id = o.organization_id
+        LEFT JOIN LATERAL (SELECT p.id, p.processor_id FROM payments p
+                            WHERE p.order_id = o.id AND p.status = 'succeeded'
+                            ORDER BY p.created_at LIMIT 1) paid ON true
         WHERE o.id = $1 AND o.organization_id = ANY($2)
         FOR UPDATE OF o
         "#,
@@ -70,6 +77,8 @@ pub async fn lock_for_refund(
             pending_tax_amount: row.pending_tax_amount,
         },
         payment_id: row.payment_id,
+        charge_id: row.charge_id,
+        sandbox_refund_outcome: row.sandbox_refund_outcome,
         has_open_dispute: row.has_open_dispute,
     }))
 }
@@ -138,6 +147,8 @@ pub struct NewPayment<'a> {
     pub method: &'a str,
     pub card: Option<(&'a str, &'a str)>,
     pub customer_email: &'a str,
+    pub processor: &'a str,
+    pub processor_id: &'a str,
 }
 
 pub async fn insert_paid_order(db: impl PgExecutor<'_>, order: &NewOrder<'_>) -> sqlx::Result<()> {
@@ -215,18 +226,19 @@ pub async fn insert_succeeded_payment(
         INSERT INTO payments (id, organization_id, order_id, status, processor, processor_id,
                               amount, currency, method, card_brand, card_last4, customer_email,
                               trigger)
-        VALUES ($1, $2, $3, 'succeeded', 'sandbox', $4, $5, $6, $7, $8, $9, $10, 'purchase')
+        VALUES ($1, $2, $3, 'succeeded', $11, $4, $5, $6, $7, $8, $9, $10, 'purchase')
         "#,
         payment.id,
         order.organization_id,
         order.id,
-        format!("sandbox_ch_{}", payment.id.simple()),
+        payment.processor_id,
         payment.amount,
         order.currency,
         payment.method,
         payment.card.map(|(brand, _)| brand),
         payment.card.map(|(_, last4)| last4),
         payment.customer_email,
+        payment.processor,
     )
     .execute(db)
     .await?;
@@ -286,6 +298,37 @@ pub async fn find_order(
             refunds_blocked: row.refunds_blocked,
         }
     }))
+}
+
+/// The order of a processor's charge, and its organization, for the processor's events.
+pub async fn order_of_charge(
+    db: impl PgExecutor<'_>,
+    processor: &str,
+    charge_id: &str,
+) -> sqlx::Result<Option<(Uuid, Uuid)>> {
+    let row = sqlx::query!(
+        "SELECT order_id, organization_id FROM payments WHERE processor = $1 AND processor_id = $2",
+        processor,
+        charge_id
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| (row.order_id, row.organization_id)))
+}
+
+pub async fn set_sandbox_refund_outcome(
+    db: impl PgExecutor<'_>,
+    order_id: Uuid,
+    outcome: SandboxRefundOutcome,
+) -> sqlx::Result<bool> {
+    let updated = sqlx::query!(
+        "UPDATE orders SET sandbox_refund_outcome = $2, modified_at = now() WHERE id = $1",
+        order_id,
+        outcome as SandboxRefundOutcome,
+    )
+    .execute(db)
+    .await?;
+    Ok(updated.rows_affected() == 1)
 }
 
 pub async fn set_refunds_blocked(

@@ -58,6 +58,18 @@ pub struct OrderDetails {
     /// The card's brand and last four digits; `visa` and `4242` by default.
     pub card_brand: Option<String>,
     pub card_last4: Option<String>,
+    /// The processor that took the payment and its id of the charge; a sandbox charge by
+    /// default.
+    pub payment: Option<PaymentSource>,
+}
+
+/// Where an order's payment was taken: the processor (`sandbox` or `stripe`) and its id of
+/// the charge (`ch_…` at Stripe), which refunds of the order refund.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentSource {
+    pub processor: String,
+    pub processor_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, utoipa::ToSchema)]
@@ -304,6 +316,21 @@ pub async fn create_paid_order(pool: &PgPool, input: PaidOrderInput) -> Result<C
             proration: item.proration,
         })
         .collect();
+    let payment_id = Uuid::new_v4();
+    let (processor, processor_id) = match &input.details.payment {
+        None => ("sandbox", format!("sandbox_ch_{}", payment_id.simple())),
+        Some(source) => {
+            if !["sandbox", "stripe"].contains(&source.processor.as_str()) {
+                return Err(Error::invalid_field(
+                    "payment.processor",
+                    "Processor must be sandbox or stripe",
+                    json!(source.processor),
+                ));
+            }
+            check_text("payment.processor_id", &source.processor_id, 255)?;
+            (source.processor.as_str(), source.processor_id.clone())
+        }
+    };
     let mut tx = pool.begin().await?;
     let customer_email =
         customers_repo::email_of(&mut *tx, input.organization_id, input.customer_id)
@@ -312,7 +339,9 @@ pub async fn create_paid_order(pool: &PgPool, input: PaidOrderInput) -> Result<C
     repo::insert_paid_order(&mut *tx, &order).await?;
     repo::insert_order_items(&mut *tx, &order, &items).await?;
     let payment = NewPayment {
-        id: Uuid::new_v4(),
+        id: payment_id,
+        processor,
+        processor_id: &processor_id,
         amount: paid,
         method: &details.payment_method,
         card: details
@@ -321,7 +350,13 @@ pub async fn create_paid_order(pool: &PgPool, input: PaidOrderInput) -> Result<C
             .map(|(brand, last4)| (brand.as_str(), last4.as_str())),
         customer_email: &customer_email,
     };
-    repo::insert_succeeded_payment(&mut *tx, &order, &payment).await?;
+    repo::insert_succeeded_payment(&mut *tx, &order, &payment)
+        .await
+        .map_err(|error| {
+            Error::unique_violation(error, || {
+                format!("A payment with processor id {processor_id} exists already")
+            })
+        })?;
     tx.commit().await?;
     Ok(CreatedOrder {
         id: order.id,
@@ -341,6 +376,18 @@ pub async fn set_refunds_blocked(
     blocked: bool,
 ) -> Result<super::model::OrderView> {
     if !repo::set_refunds_blocked(pool, order_id, blocked).await? {
+        return Err(Error::NotFound("Order"));
+    }
+    get_order(pool, order_id).await
+}
+
+/// Sets what the sandbox processor answers for the order's next refunds.
+pub async fn set_sandbox_refund_outcome(
+    pool: &PgPool,
+    order_id: Uuid,
+    outcome: crate::domain::SandboxRefundOutcome,
+) -> Result<super::model::OrderView> {
+    if !repo::set_sandbox_refund_outcome(pool, order_id, outcome).await? {
         return Err(Error::NotFound("Order"));
     }
     get_order(pool, order_id).await

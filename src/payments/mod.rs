@@ -1,19 +1,36 @@
-//! The payment processor that carries out refunds, in its own terms: what it was asked and
-//! what it answered. The refund flow (reserve, call, settle or release) lives with refunds;
-//! this module only talks to processors.
+//! The payment processors that carry out refunds, in their own terms: what they were asked
+//! and what they answered. The refund flow (reserve, call, settle or release, recover) lives
+//! with refunds; this module only talks to processors.
+
+pub mod stripe;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::{RefundFailureReason, RefundReason, SandboxRefundOutcome};
+
 /// A refund as the processor is asked to make it. `refund_id` is the processor's
-/// idempotency key, so asking twice for the same refund refunds once.
-#[derive(Debug, Clone)]
+/// idempotency key, so asking twice for the same refund refunds once. It is stored with the
+/// refund, so that asking again sends exactly the same request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessorRefund {
     pub refund_id: Uuid,
+    pub order_id: Uuid,
     pub payment_id: Uuid,
+    /// The processor's id of the charge being refunded.
+    pub charge_id: String,
+    /// The net amount the client asked for.
+    pub requested_amount: i64,
     pub amount: i64,
     pub tax_amount: i64,
     pub currency: String,
+    pub reason: RefundReason,
+    pub revoke_benefits: bool,
+    /// What the sandbox answers for this order; other processors ignore it.
+    pub sandbox_outcome: SandboxRefundOutcome,
 }
 
 /// Where the processor says the refund stands.
@@ -24,6 +41,7 @@ pub enum ProcessorRefundState {
     Pending,
     /// Accepted, then refused (the card network declined it, for example).
     Failed,
+    Canceled,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +49,7 @@ pub struct ProcessorOutcome {
     pub state: ProcessorRefundState,
     /// The processor's id for the refund.
     pub processor_id: String,
+    pub failure_reason: Option<RefundFailureReason>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +69,10 @@ pub enum ProcessorError {
     Unavailable(String),
 }
 
+/// How long a processor remembers an idempotency key (Stripe: 24 hours). Past it, asking
+/// again could refund twice, so a refund left without an answer is looked up instead.
+pub const IDEMPOTENCY_KEY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+
 #[async_trait]
 pub trait PaymentProcessor: Send + Sync + 'static {
     /// The name stored with each refund it makes.
@@ -63,16 +86,29 @@ pub trait PaymentProcessor: Send + Sync + 'static {
     }
 
     async fn refund(&self, request: &ProcessorRefund) -> Result<ProcessorOutcome, ProcessorError>;
+
+    /// Looks for a refund made for `request` without making one (the idempotency key has
+    /// expired): `None` when the processor has none.
+    async fn find_refund(
+        &self,
+        request: &ProcessorRefund,
+    ) -> Result<Option<ProcessorOutcome>, ProcessorError> {
+        let _ = request;
+        Ok(None)
+    }
 }
 
-/// The built-in simulated processor: every refund settles at once as `succeeded`.
+/// The built-in simulated processor: refunds succeed at once, unless the order was told
+/// (through the admin API) to answer `pending` or `failed`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SandboxProcessor;
+
+pub const SANDBOX: &str = "sandbox";
 
 #[async_trait]
 impl PaymentProcessor for SandboxProcessor {
     fn name(&self) -> &'static str {
-        "sandbox"
+        SANDBOX
     }
 
     fn answers_in_process(&self) -> bool {
@@ -80,9 +116,18 @@ impl PaymentProcessor for SandboxProcessor {
     }
 
     async fn refund(&self, request: &ProcessorRefund) -> Result<ProcessorOutcome, ProcessorError> {
+        let (state, failure_reason) = match request.sandbox_outcome {
+            SandboxRefundOutcome::Succeeded => (ProcessorRefundState::Succeeded, None),
+            SandboxRefundOutcome::Pending => (ProcessorRefundState::Pending, None),
+            SandboxRefundOutcome::Failed => (
+                ProcessorRefundState::Failed,
+                Some(RefundFailureReason::Declined),
+            ),
+        };
         Ok(ProcessorOutcome {
-            state: ProcessorRefundState::Succeeded,
+            state,
             processor_id: format!("sandbox_re_{}", request.refund_id.simple()),
+            failure_reason,
         })
     }
 }

@@ -222,6 +222,17 @@ pub fn refusal_answer(error: &Error) -> Option<(StatusCode, Value)> {
             format!("{what} not found"),
         ),
         Error::Conflict(detail) => polar_body(StatusCode::CONFLICT, "Conflict", detail.clone()),
+        Error::InvalidRefundMove {
+            current, requested, ..
+        } => rejected(rejected_issue(
+            "status",
+            &format!(
+                "The refund is {} and cannot become {}",
+                current.as_str(),
+                requested.as_str()
+            ),
+            json!(requested.as_str()),
+        )),
         Error::IdempotencyKeyReused(key) => rejected(ValidationIssue::new(
             "idempotency_key_reused",
             crate::loc!["header", IDEMPOTENCY_KEY_HEADER],

@@ -71,6 +71,8 @@ async fn prevent_if_warned(
                 processor_id: Some(dispute.id.to_string()),
                 revoke_benefits: true,
                 metadata: Default::default(),
+                failure_reason: None,
+                awaiting: None,
             },
         )
         .await?;

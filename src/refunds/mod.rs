@@ -5,5 +5,6 @@ pub mod disputes;
 pub mod docs;
 pub mod input;
 pub mod model;
+pub mod recovery;
 pub mod repo;
 pub mod service;

@@ -5,7 +5,9 @@ use uuid::Uuid;
 
 use super::model::{ListQuery, Refund, RefundSort};
 use crate::disputes::model::RefundDispute;
-use crate::domain::{DisputeStatus, Error, RefundReason, RefundStatus, Result};
+use crate::domain::{
+    DisputeStatus, Error, RefundFailureReason, RefundReason, RefundStatus, Result,
+};
 
 pub struct NewRefund<'a> {
     pub id: Uuid,
@@ -25,6 +27,11 @@ pub struct NewRefund<'a> {
     pub processor_id: Option<&'a str>,
     pub revoke_benefits: bool,
     pub metadata: &'a Map<String, Value>,
+    pub failure_reason: Option<RefundFailureReason>,
+    /// What the outside processor is asked, when it has not answered yet.
+    pub processor_request: Option<Value>,
+    /// Milliseconds after which the recovery worker may ask the processor again.
+    pub recover_after_ms: Option<i64>,
 }
 
 /// Inserts a refund and returns its creation time.
@@ -36,8 +43,10 @@ pub async fn insert_refund(
         r#"
         INSERT INTO refunds (id, organization_id, order_id, customer_id, subscription_id,
                              payment_id, dispute_id, status, reason, amount, tax_amount, currency,
-                             comment, processor, processor_id, revoke_benefits, metadata)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                             comment, processor, processor_id, revoke_benefits, metadata,
+                             failure_reason, processor_request, recover_after)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                $18, $19, now() + $20 * interval '1 millisecond')
         RETURNING created_at
         "#,
         refund.id,
@@ -57,6 +66,9 @@ pub async fn insert_refund(
         refund.processor_id,
         refund.revoke_benefits,
         Value::Object(refund.metadata.clone()),
+        refund.failure_reason as Option<RefundFailureReason>,
+        refund.processor_request,
+        refund.recover_after_ms.map(|ms| ms as f64),
     )
     .fetch_one(conn)
     .await
@@ -75,26 +87,145 @@ pub async fn lock_refund_status(
     .await
 }
 
-/// Moves a refund to `status`, keeping the processor's id once it is known. Returns when.
+/// Moves a refund to `status`, keeping the processor's id once it is known and the failure
+/// reason of a failed refund; a moved refund has its answer and is no longer recovered.
+/// Returns when.
 pub async fn set_status(
     conn: &mut PgConnection,
     refund_id: Uuid,
     status: RefundStatus,
     processor_id: Option<&str>,
+    failure_reason: Option<RefundFailureReason>,
 ) -> sqlx::Result<DateTime<Utc>> {
     sqlx::query_scalar!(
         r#"
         UPDATE refunds
-        SET status = $2, processor_id = coalesce($3, processor_id), modified_at = now()
+        SET status = $2, processor_id = coalesce($3, processor_id),
+            failure_reason = coalesce($4, failure_reason),
+            recover_after = NULL,
+            modified_at = now()
         WHERE id = $1
         RETURNING modified_at AS "modified_at!"
         "#,
         refund_id,
         status as RefundStatus,
         processor_id,
+        failure_reason as Option<RefundFailureReason>,
     )
     .fetch_one(conn)
     .await
+}
+
+/// Records the processor's id of a refund whose status stays as it is; the refund is no
+/// longer recovered.
+pub async fn set_processor_id(
+    conn: &mut PgConnection,
+    refund_id: Uuid,
+    processor_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE refunds SET processor_id = $2, recover_after = NULL
+         WHERE id = $1 AND processor_id IS DISTINCT FROM $2",
+        refund_id,
+        processor_id,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The order of a refund and its organization, read without a lock (to lock the order
+/// first), for callers outside any organization: the processor's events and the workers.
+pub async fn order_of(
+    conn: &mut PgConnection,
+    refund_id: Uuid,
+) -> sqlx::Result<Option<(Uuid, Uuid)>> {
+    let row = sqlx::query!(
+        "SELECT order_id, organization_id FROM refunds WHERE id = $1",
+        refund_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|row| (row.order_id, row.organization_id)))
+}
+
+/// Our refund with the processor's id `processor_id`.
+pub async fn find_by_processor_id(
+    conn: &mut PgConnection,
+    processor: &str,
+    processor_id: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM refunds WHERE processor = $1 AND processor_id = $2",
+        processor,
+        processor_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// A refund still waiting for the processor's first answer, taken up by the recovery worker.
+pub struct Unanswered {
+    pub id: Uuid,
+    pub processor_request: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Takes up to `limit` refunds of `processor` whose first answer is overdue, and moves their
+/// next turn `lease_ms` ahead, so that no other instance takes them meanwhile. The statement
+/// commits by itself: no row stays locked while the processor is asked.
+pub async fn take_unanswered(
+    pool: &PgPool,
+    processor: &str,
+    lease_ms: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<Unanswered>> {
+    sqlx::query_as!(
+        Unanswered,
+        r#"
+        UPDATE refunds SET recover_after = now() + $1 * interval '1 millisecond'
+        WHERE id IN (SELECT id FROM refunds
+                     WHERE recover_after <= now() AND status = 'pending' AND processor_id IS NULL
+                       AND processor = $3
+                     ORDER BY recover_after LIMIT $2
+                     FOR UPDATE SKIP LOCKED)
+        RETURNING id, processor_request AS "processor_request!", created_at
+        "#,
+        lease_ms as f64,
+        limit,
+        processor,
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Pending refunds of `processor` older than `age_ms`.
+pub async fn pending_older_than(
+    pool: &PgPool,
+    processor: &str,
+    age_ms: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM refunds
+         WHERE status = 'pending' AND processor = $1
+           AND created_at <= now() - $2 * interval '1 millisecond'
+         ORDER BY created_at LIMIT $3",
+        processor,
+        age_ms as f64,
+        limit,
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// One refund with its dispute, as the API shows it.
+pub async fn find_refund(conn: &mut PgConnection, refund_id: Uuid) -> Result<Option<Refund>> {
+    let mut builder = QueryBuilder::new(REFUND_COLUMNS);
+    builder.push(" WHERE r.id = ");
+    builder.push_bind(refund_id);
+    let row: Option<RefundRow> = builder.build_query_as().fetch_optional(conn).await?;
+    row.map(RefundRow::into_refund).transpose()
 }
 
 /// A refund row joined with its dispute, as the list query returns it.
@@ -258,9 +389,7 @@ fn order_by(sorting: &[RefundSort]) -> String {
 }
 
 /// The page of refunds the query asks for, with their disputes.
-fn page_statement(organization_ids: &[Uuid], query: &ListQuery) -> QueryBuilder<Postgres> {
-    let mut builder = QueryBuilder::new(
-        "SELECT r.created_at, r.modified_at, r.id, r.metadata, r.status, r.reason, r.amount, \
+const REFUND_COLUMNS: &str = "SELECT r.created_at, r.modified_at, r.id, r.metadata, r.status, r.reason, r.amount, \
          r.tax_amount, r.currency, r.organization_id, r.order_id, r.subscription_id, \
          r.customer_id, r.revoke_benefits, d.id AS dispute_id, \
          d.created_at AS dispute_created_at, d.modified_at AS dispute_modified_at, \
@@ -269,8 +398,10 @@ fn page_statement(organization_ids: &[Uuid], query: &ListQuery) -> QueryBuilder<
          d.reason AS dispute_reason, d.evidence_due_by AS dispute_evidence_due_by, \
          d.payment_id AS dispute_payment_id \
          FROM refunds r LEFT JOIN disputes d \
-         ON d.id = r.dispute_id AND d.organization_id = r.organization_id",
-    );
+         ON d.id = r.dispute_id AND d.organization_id = r.organization_id";
+
+fn page_statement(organization_ids: &[Uuid], query: &ListQuery) -> QueryBuilder<Postgres> {
+    let mut builder = QueryBuilder::new(REFUND_COLUMNS);
     push_filters(&mut builder, organization_ids, query);
     builder.push(order_by(&query.sorting));
     builder.push(" LIMIT ");

@@ -14,7 +14,7 @@ use super::repo::{self, NewRefund};
 use crate::auth::Principal;
 use crate::disputes::model::RefundDispute;
 use crate::domain::money::{OrderAmounts, RefundSplit};
-use crate::domain::{Error, OrderStatus, RefundReason, RefundStatus, Result};
+use crate::domain::{Error, OrderStatus, RefundFailureReason, RefundReason, RefundStatus, Result};
 use crate::idempotency::{self, Claim, KeyedRequest, StoredAnswer};
 use crate::orders::repo::{self as orders_repo, LockedOrder};
 use crate::payments::{ProcessorError, ProcessorOutcome, ProcessorRefund, ProcessorRefundState};
@@ -68,10 +68,10 @@ pub async fn create_refund(
         .await?
         .ok_or(Error::OrderNotFound(input.order_id));
     let checked = order.and_then(|order| {
-        let (split, payment_id) = check_refundable(&order, &input)?;
-        Ok((order, split, payment_id))
+        let (split, payment_id, charge_id) = check_refundable(&order, &input)?;
+        Ok((order, split, payment_id, charge_id))
     });
-    let (order, split, payment_id) = match checked {
+    let (order, split, payment_id, charge_id) = match checked {
         Ok(checked) => checked,
         Err(refused) => return finish(state, tx, keyed.as_ref(), Err(refused)).await,
     };
@@ -86,10 +86,16 @@ pub async fn create_refund(
     let processor = &state.processor;
     let request = ProcessorRefund {
         refund_id,
+        order_id: order.id,
         payment_id,
+        charge_id,
+        requested_amount: input.amount,
         amount: split.amount,
         tax_amount: split.tax_amount,
         currency: order.currency.clone(),
+        reason: input.reason,
+        revoke_benefits: input.revoke_benefits,
+        sandbox_outcome: order.sandbox_refund_outcome,
     };
     let mut record = RefundRecord {
         id: refund_id,
@@ -104,6 +110,8 @@ pub async fn create_refund(
         processor_id: None,
         revoke_benefits: input.revoke_benefits,
         metadata: input.metadata,
+        failure_reason: None,
+        awaiting: None,
     };
 
     if processor.answers_in_process() {
@@ -111,6 +119,7 @@ pub async fn create_refund(
             Ok(outcome) => {
                 record.status = status_of(outcome.state);
                 record.processor_id = Some(outcome.processor_id);
+                record.failure_reason = outcome.failure_reason;
                 record_refund(&mut tx, &order, record).await
             }
             Err(error) => Err(refusal(error, order.id)),
@@ -118,6 +127,10 @@ pub async fn create_refund(
         return finish(state, tx, keyed.as_ref(), created).await;
     }
 
+    record.awaiting = Some(Awaiting {
+        request: request.clone(),
+        recover_after: state.recovery_after,
+    });
     let pending = record_refund(&mut tx, &order, record).await?;
     if let Some(keyed) = &keyed {
         let lifetime = state.idempotency_key_lifetime;
@@ -163,7 +176,10 @@ async fn finish(
 
 /// The checks, in Polar's order, and the amounts the refund takes. Polar learns of a dispute
 /// from the processor's refusal, so it is checked last.
-fn check_refundable(order: &LockedOrder, input: &RefundCreate) -> Result<(RefundSplit, Uuid)> {
+fn check_refundable(
+    order: &LockedOrder,
+    input: &RefundCreate,
+) -> Result<(RefundSplit, Uuid, String)> {
     if order.refunds_blocked {
         return Err(Error::RefundsBlocked(order.id));
     }
@@ -177,14 +193,18 @@ fn check_refundable(order: &LockedOrder, input: &RefundCreate) -> Result<(Refund
         .amounts
         .take(input.amount)
         .map_err(|remaining| Error::OverRefund { remaining })?;
-    let payment_id = order
-        .payment_id
-        .filter(|paid| input.payment_id.is_none_or(|named| named == *paid))
-        .ok_or(Error::RefundUnknownPayment(order.id))?;
+    let (Some(payment_id), Some(charge_id)) = (
+        order
+            .payment_id
+            .filter(|paid| input.payment_id.is_none_or(|named| named == *paid)),
+        order.charge_id.clone(),
+    ) else {
+        return Err(Error::RefundUnknownPayment(order.id));
+    };
     if order.has_open_dispute {
         return Err(Error::RefundDisputedPayment(order.id));
     }
-    Ok((split, payment_id))
+    Ok((split, payment_id, charge_id))
 }
 
 fn status_of(state: ProcessorRefundState) -> RefundStatus {
@@ -192,6 +212,7 @@ fn status_of(state: ProcessorRefundState) -> RefundStatus {
         ProcessorRefundState::Succeeded => RefundStatus::Succeeded,
         ProcessorRefundState::Pending => RefundStatus::Pending,
         ProcessorRefundState::Failed => RefundStatus::Failed,
+        ProcessorRefundState::Canceled => RefundStatus::Canceled,
     }
 }
 
@@ -212,36 +233,38 @@ fn refusal(error: ProcessorError, order_id: Uuid) -> Error {
 /// The key, if any, gets the answer the client is given.
 async fn settle_new_refund(
     state: &AppState,
-    mut refund: Refund,
+    refund: Refund,
     answer: std::result::Result<ProcessorOutcome, ProcessorError>,
     keyed: Option<&Keyed>,
 ) -> Result<Refund> {
-    let (move_to, processor_id, refused) = match answer {
-        Ok(outcome) => (
-            Some(status_of(outcome.state)),
-            Some(outcome.processor_id),
-            None,
-        ),
+    let refused = match answer {
+        Ok(outcome) => {
+            let mut tx = state.pool.begin().await?;
+            let settled = record_processor_answer(&mut tx, refund.id, &outcome).await;
+            return keep_and_commit(tx, keyed, refund.id, settled).await;
+        }
         Err(ProcessorError::Unavailable(cause)) => {
             tracing::warn!(%cause, "no answer from the processor; the refund stays pending");
-            (None, None, None)
+            if keyed.is_none() {
+                return Ok(refund);
+            }
+            return keep_and_commit(state.pool.begin().await?, keyed, refund.id, Ok(refund)).await;
         }
-        Err(refused) => (Some(RefundStatus::Failed), None, Some(refused)),
+        Err(refused) => refused,
     };
-    if move_to.is_none() && keyed.is_none() {
-        return Ok(refund);
-    }
     let mut tx = state.pool.begin().await?;
-    if let Some(status) = move_to {
-        refund.modified_at =
-            Some(move_refund(&mut tx, &refund, status, processor_id.as_deref()).await?);
-        refund.status = status;
-    }
-    let refund_id = refund.id;
-    let settled = match refused {
-        Some(refused) => Err(refusal(refused, refund.order_id)),
-        None => Ok(refund),
-    };
+    move_refund(&mut tx, refund.id, RefundMove::to(RefundStatus::Failed)).await?;
+    let order_id = refund.order_id;
+    keep_and_commit(tx, keyed, refund.id, Err(refusal(refused, order_id))).await
+}
+
+/// Completes a key kept without an answer with the answer of its create, and commits.
+async fn keep_and_commit(
+    mut tx: Transaction<'_, Postgres>,
+    keyed: Option<&Keyed>,
+    refund_id: Uuid,
+    settled: Result<Refund>,
+) -> Result<Refund> {
     if let Some(keyed) = keyed {
         let answer = (keyed.answer)(&settled);
         idempotency::repo::complete(&mut tx, &keyed.request, refund_id, answer.as_ref()).await?;
@@ -250,41 +273,145 @@ async fn settle_new_refund(
     settled
 }
 
-/// Moves a pending refund to `status` with the order's counters, in the caller's
-/// transaction: success settles its reserved amounts, failure or cancelation releases them.
-/// Returns when it moved.
+/// A move asked of a refund: by the processor's answer or event, or by its stand-in (the
+/// admin API, the sandbox's own settling).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundMove {
+    pub to: RefundStatus,
+    /// The processor's id of the refund, once known.
+    pub processor_id: Option<String>,
+    pub failure_reason: Option<RefundFailureReason>,
+}
+
+impl RefundMove {
+    pub fn to(status: RefundStatus) -> Self {
+        Self {
+            to: status,
+            processor_id: None,
+            failure_reason: None,
+        }
+    }
+}
+
+/// Moves a refund, in the caller's transaction, with the order's counters and status: a
+/// pending refund settles (succeeded), or is released (failed, canceled); a succeeded one
+/// is reversed (failed, canceled), its amounts taken back from what is refunded. Asking for
+/// the status the refund has already records the processor's id only. Any other move is
+/// refused. Every move of a refund's status goes through here. Returns the refund as it now
+/// stands.
 pub async fn move_refund(
     conn: &mut PgConnection,
-    refund: &Refund,
-    status: RefundStatus,
-    processor_id: Option<&str>,
-) -> Result<chrono::DateTime<chrono::Utc>> {
-    let order = orders_repo::lock_for_refund(conn, refund.order_id, &[refund.organization_id])
-        .await?
-        .ok_or(Error::NotFound("Order"))?;
-    let current = repo::lock_refund_status(&mut *conn, refund.id)
+    refund_id: Uuid,
+    change: RefundMove,
+) -> Result<Refund> {
+    let (order_id, organization_id) = repo::order_of(&mut *conn, refund_id)
         .await?
         .ok_or(Error::NotFound("Refund"))?;
-    if current != RefundStatus::Pending {
-        return Err(Error::Corrupt(format!(
-            "refund {} is {}, not pending",
-            refund.id,
-            current.as_str()
-        )));
+    let order = orders_repo::lock_for_refund(conn, order_id, &[organization_id])
+        .await?
+        .ok_or(Error::NotFound("Order"))?;
+    let current = repo::lock_refund_status(&mut *conn, refund_id)
+        .await?
+        .ok_or(Error::NotFound("Refund"))?;
+    if current == change.to {
+        if let Some(processor_id) = &change.processor_id {
+            repo::set_processor_id(conn, refund_id, processor_id).await?;
+        }
+    } else if current.may_move_to(change.to) {
+        let refund = find(conn, refund_id).await?;
+        let split = RefundSplit {
+            amount: refund.amount,
+            tax_amount: refund.tax_amount,
+        };
+        let mut amounts = order.amounts;
+        amounts.apply_move(current, change.to, split);
+        let failure_reason = match change.to {
+            RefundStatus::Failed => change.failure_reason.or(Some(RefundFailureReason::Unknown)),
+            _ => None,
+        };
+        repo::set_status(
+            &mut *conn,
+            refund_id,
+            change.to,
+            change.processor_id.as_deref(),
+            failure_reason,
+        )
+        .await?;
+        save_counters(conn, &order, &amounts).await?;
+    } else {
+        return Err(Error::InvalidRefundMove {
+            refund_id,
+            current,
+            requested: change.to,
+        });
     }
-    let split = RefundSplit {
-        amount: refund.amount,
-        tax_amount: refund.tax_amount,
+    find(conn, refund_id).await
+}
+
+/// Moves a refund as a processor's event would, in a transaction of its own (the admin
+/// API's settle). A move to the status the refund has is refused too: nothing would happen.
+pub async fn settle_refund(
+    state: &AppState,
+    refund_id: Uuid,
+    change: RefundMove,
+) -> Result<Refund> {
+    let mut tx = state.pool.begin().await?;
+    let current = find(&mut tx, refund_id).await?.status;
+    if current == change.to || change.to == RefundStatus::Pending {
+        return Err(Error::InvalidRefundMove {
+            refund_id,
+            current,
+            requested: change.to,
+        });
+    }
+    let refund = move_refund(&mut tx, refund_id, change).await?;
+    complete_cut_off_key(&mut tx, &refund).await?;
+    tx.commit().await?;
+    Ok(refund)
+}
+
+async fn find(conn: &mut PgConnection, refund_id: Uuid) -> Result<Refund> {
+    repo::find_refund(conn, refund_id)
+        .await?
+        .ok_or(Error::NotFound("Refund"))
+}
+
+/// Applies what the processor says of a refund (its answer to the create, or a later
+/// event), in the caller's transaction. Answers and events may arrive in any order, so one
+/// that the refund's status has already gone past only records the processor's id. A key
+/// whose create was cut off before it could answer gets the answer its route would have
+/// given: the refund as it now stands.
+pub async fn record_processor_answer(
+    conn: &mut PgConnection,
+    refund_id: Uuid,
+    outcome: &ProcessorOutcome,
+) -> Result<Refund> {
+    let change = RefundMove {
+        to: status_of(outcome.state),
+        processor_id: Some(outcome.processor_id.clone()),
+        failure_reason: outcome.failure_reason,
     };
-    let mut amounts = order.amounts;
-    match status {
-        RefundStatus::Succeeded => amounts.settle(split),
-        RefundStatus::Failed | RefundStatus::Canceled => amounts.release(split),
-        RefundStatus::Pending => {}
-    }
-    let moved_at = repo::set_status(&mut *conn, refund.id, status, processor_id).await?;
-    save_counters(conn, &order, &amounts).await?;
-    Ok(moved_at)
+    let refund = match move_refund(&mut *conn, refund_id, change).await {
+        Err(Error::InvalidRefundMove { .. }) => {
+            repo::set_processor_id(&mut *conn, refund_id, &outcome.processor_id).await?;
+            find(conn, refund_id).await?
+        }
+        moved => moved?,
+    };
+    complete_cut_off_key(conn, &refund).await?;
+    Ok(refund)
+}
+
+/// The answer a create of `refund` gives on Polar's route: 201 and the refund.
+pub fn created_answer(refund: &Refund) -> Result<StoredAnswer> {
+    let body = serde_json::to_vec(refund)
+        .map_err(|error| Error::Corrupt(format!("refund does not serialize: {error}")))?;
+    Ok(StoredAnswer { status: 201, body })
+}
+
+async fn complete_cut_off_key(conn: &mut PgConnection, refund: &Refund) -> Result<()> {
+    let answer = created_answer(refund)?;
+    idempotency::repo::complete_unanswered(conn, refund.id, &answer).await
 }
 
 /// Writes a locked order's counters, and the status that follows them, when a move changed
@@ -315,6 +442,16 @@ pub struct RefundRecord {
     pub processor_id: Option<String>,
     pub revoke_benefits: bool,
     pub metadata: Map<String, Value>,
+    pub failure_reason: Option<RefundFailureReason>,
+    /// Set when an outside processor is yet to be asked.
+    pub awaiting: Option<Awaiting>,
+}
+
+/// A refund an outside processor is yet to answer: what it is asked, and when the recovery
+/// worker may ask again if no answer is recorded by then.
+pub struct Awaiting {
+    pub request: ProcessorRefund,
+    pub recover_after: std::time::Duration,
 }
 
 /// Inserts the refund and moves the order's counters and status in the caller's
@@ -347,6 +484,18 @@ pub async fn record_refund(
             processor_id: record.processor_id.as_deref(),
             revoke_benefits: record.revoke_benefits,
             metadata: &record.metadata,
+            failure_reason: record.failure_reason,
+            processor_request: match &record.awaiting {
+                Some(awaiting) => Some(
+                    serde_json::to_value(&awaiting.request)
+                        .map_err(|error| Error::Corrupt(format!("processor request: {error}")))?,
+                ),
+                None => None,
+            },
+            recover_after_ms: record
+                .awaiting
+                .as_ref()
+                .map(|awaiting| awaiting.recover_after.as_millis() as i64),
         },
     )
     .await?;

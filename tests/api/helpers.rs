@@ -323,6 +323,7 @@ impl PaymentProcessor for ScriptedProcessor {
         Ok(ProcessorOutcome {
             state,
             processor_id: format!("re_{}", request.refund_id.simple()),
+            failure_reason: None,
         })
     }
 }

@@ -502,6 +502,7 @@ impl PaymentProcessor for KeyCheckingProcessor {
             _ => Ok(ProcessorOutcome {
                 state: ProcessorRefundState::Succeeded,
                 processor_id: format!("re_{}", request.refund_id.simple()),
+                failure_reason: None,
             }),
         }
     }
@@ -609,6 +610,7 @@ impl PaymentProcessor for SlowProcessor {
         Ok(ProcessorOutcome {
             state: ProcessorRefundState::Succeeded,
             processor_id: format!("re_{}", request.refund_id.simple()),
+            failure_reason: None,
         })
     }
 }

@@ -46,6 +46,7 @@ impl PaymentProcessor for RemoteProcessor {
         Ok(ProcessorOutcome {
             state,
             processor_id: format!("re_{}", request.refund_id.simple()),
+            failure_reason: None,
         })
     }
 }
@@ -116,23 +117,50 @@ async fn an_outside_processor_is_called_between_reserve_and_settle(pool: PgPool)
 }
 
 #[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
-async fn only_a_pending_refund_settles_or_is_released(pool: PgPool) {
+async fn refunds_move_forward_only_and_a_reversal_takes_the_amount_back(pool: PgPool) {
+    use refunds_server::domain::{Error, RefundStatus};
+    use refunds_server::refunds::service::{RefundMove, move_refund};
+
     let app = crate::helpers::spawn_app(pool).await;
     let org = app.organization("Acme").await;
     let order_id = app.order(org.id, 1000, 0).await;
-    let succeeded: refunds_server::refunds::model::Refund =
-        serde_json::from_value(app.refund(&org.write_token, order_id, 100).await).unwrap();
+    let succeeded = app.refund(&org.write_token, order_id, 100).await;
+    let refund_id: uuid::Uuid = succeeded["id"].as_str().unwrap().parse().unwrap();
     let before = app.order_state(order_id).await;
+    assert_eq!(before.status, "partially_refunded");
 
     let mut tx = app.pool.begin().await.unwrap();
-    let moved = refunds_server::refunds::service::move_refund(
-        &mut tx,
-        &succeeded,
-        refunds_server::domain::RefundStatus::Failed,
-        None,
-    )
-    .await;
-    assert!(moved.is_err(), "a succeeded refund was moved: {moved:?}");
+    let back = move_refund(&mut tx, refund_id, RefundMove::to(RefundStatus::Pending)).await;
+    assert!(
+        matches!(
+            back,
+            Err(Error::InvalidRefundMove {
+                current: RefundStatus::Succeeded,
+                ..
+            })
+        ),
+        "{back:?}"
+    );
     drop(tx);
     assert_eq!(app.order_state(order_id).await, before);
+
+    let mut tx = app.pool.begin().await.unwrap();
+    let reversed = move_refund(&mut tx, refund_id, RefundMove::to(RefundStatus::Failed))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(reversed.status, RefundStatus::Failed);
+    assert!(reversed.modified_at.is_some());
+    let after = app.order_state(order_id).await;
+    assert_eq!((after.status.as_str(), after.refunded_amount), ("paid", 0));
+
+    let mut tx = app.pool.begin().await.unwrap();
+    let again = move_refund(&mut tx, refund_id, RefundMove::to(RefundStatus::Succeeded)).await;
+    assert!(matches!(
+        again,
+        Err(Error::InvalidRefundMove {
+            current: RefundStatus::Failed,
+            ..
+        })
+    ));
 }

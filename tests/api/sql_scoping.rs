@@ -25,6 +25,10 @@ const DISTRIBUTED: &[&str] = &[
 /// `scope` instead.
 const DISTRIBUTED_BY_CALLER: &[&str] = &["idempotency_keys"];
 
+/// Tables of events from outside services, keyed by the service's own id and read by it
+/// alone, never joined: distributed by that key, on no organization's shard.
+const DISTRIBUTED_BY_OWN_KEY: &[&str] = &["stripe_events"];
+
 /// Tables copied whole to every node: small, rarely written, read by requests before the
 /// organization is known (a token is looked up by its hash) or for every organization.
 const REFERENCE: &[&str] = &["organizations", "users", "memberships", "access_tokens"];
@@ -101,6 +105,52 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "UPDATE disputes SET status",
         "disputes",
         "a dispute of the order this transaction locked",
+    ),
+    // A processor's events and the recovery worker name a charge, a refund or a dispute by
+    // the processor's id or our own, not by organization: the lookup finds the organization
+    // (a fan-out under Citus, at the rate of processor events), then the order is locked by
+    // a statement scoped by it.
+    (
+        "SELECT order_id, organization_id FROM payments WHERE processor",
+        "payments",
+        "a processor's event finds the order and organization of its charge",
+    ),
+    (
+        "SELECT order_id, organization_id FROM refunds WHERE id = $1",
+        "refunds",
+        "a processor's event or a worker finds the order and organization of a refund",
+    ),
+    (
+        "SELECT id FROM refunds WHERE processor = $1 AND processor_id = $2",
+        "refunds",
+        "a processor's event finds our refund by the processor's id",
+    ),
+    (
+        "SELECT id FROM disputes WHERE processor_id = $1",
+        "disputes",
+        "a processor's event finds our dispute by the processor's id (its order is locked)",
+    ),
+    (
+        "UPDATE disputes SET processor_id",
+        "disputes",
+        "a dispute of the order this transaction locked",
+    ),
+    (
+        "UPDATE orders SET sandbox_refund_outcome",
+        "orders",
+        "admin API: sets the sandbox's answer for an order by id",
+    ),
+    // The workers visit every shard by design, a batch at a time (the recovery worker's
+    // lease is an `UPDATE refunds`, allowed above).
+    (
+        "WHERE status = 'pending' AND processor = $1",
+        "refunds",
+        "the sandbox's settling of pending refunds",
+    ),
+    (
+        "WHERE refund_id = $1 AND response_status IS NULL",
+        "idempotency_keys",
+        "recovery completes the cut-off key of a refund it settled, found by the refund",
     ),
     // The periodic purge of expired keys visits every shard by design, in small batches.
     (
@@ -442,6 +492,7 @@ fn every_table_is_classified_and_named_in_the_plan() {
     let classified: BTreeSet<String> = DISTRIBUTED
         .iter()
         .chain(DISTRIBUTED_BY_CALLER)
+        .chain(DISTRIBUTED_BY_OWN_KEY)
         .chain(REFERENCE)
         .map(|t| t.to_string())
         .collect();
@@ -460,6 +511,7 @@ fn every_table_is_classified_and_named_in_the_plan() {
     for table in DISTRIBUTED
         .iter()
         .chain(DISTRIBUTED_BY_CALLER)
+        .chain(DISTRIBUTED_BY_OWN_KEY)
         .chain(REFERENCE)
     {
         assert!(

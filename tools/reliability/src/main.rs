@@ -40,6 +40,7 @@ pub const SCENARIOS: &[&str] = &[
     "isolation",
     "idempotency",
     "replica",
+    "stripe",
 ];
 
 #[derive(Debug, Parser)]
@@ -47,7 +48,8 @@ pub const SCENARIOS: &[&str] = &[
     name = "refunds-reliability",
     about = "Reliability suite of refunds-server: races, several instances, crashes, \
              database restarts, graceful shutdown, rolling restarts, hostile input, tenant \
-             isolation, idempotency keys and a streaming read replica, each followed by an \
+             isolation, idempotency keys, a streaming read replica and Stripe-backed refunds \
+             through crashes, each followed by an \
              SQL check of the money invariant."
 )]
 struct Cli {
@@ -55,7 +57,7 @@ struct Cli {
     #[arg(long)]
     full: bool,
     /// Run only this scenario (repeat for several): race, instances, crash, db-restart,
-    /// shutdown, rolling-restart, bad-input, isolation, idempotency, replica.
+    /// shutdown, rolling-restart, bad-input, isolation, idempotency, replica, stripe.
     #[arg(long = "only", value_name = "NAME")]
     only: Vec<String>,
     /// Let the db-restart scenario restart PostgreSQL (also when CI=true, or when the file
@@ -179,6 +181,7 @@ impl Ctx {
             // Scenarios that stop servers without testing the lame-duck phase skip it.
             shutdown_delay_ms: 0,
             read_replica: None,
+            extra_env: Vec::new(),
         }
     }
 
@@ -254,6 +257,7 @@ async fn run_scenario(ctx: &Ctx, name: &'static str) -> Report {
             "bad-input" => scenarios::bad_input::run(ctx, &mut report).await,
             "isolation" => scenarios::isolation::run(ctx, &mut report).await,
             "idempotency" => scenarios::idempotency::run(ctx, &mut report).await,
+            "stripe" => scenarios::stripe::run(ctx, &mut report).await,
             other => Err(anyhow::anyhow!("unknown scenario {other}")),
         }
     };

@@ -1,0 +1,3 @@
+//! What outside services tell this server: Stripe's webhooks.
+
+pub mod stripe;
