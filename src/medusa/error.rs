@@ -82,7 +82,9 @@ impl MedusaError {
             Error::RefundUnknownPayment(_) => {
                 MedusaError::NotAllowed(format!("Payment {payment} is not captured"))
             }
-            Error::IdempotencyKeyInUse | Error::Conflict(_) => MedusaError::Conflict,
+            Error::IdempotencyKeyInUse | Error::Conflict(_) | Error::InvalidRefundMove { .. } => {
+                MedusaError::Conflict
+            }
             Error::IdempotencyKeyReused(key) => MedusaError::Duplicate(format!(
                 "Idempotency-Key {key} was already used for a different request"
             )),

@@ -22,7 +22,7 @@ pub struct ProcessorRefund {
     pub payment_id: Uuid,
     /// The processor's id of the charge being refunded.
     pub charge_id: String,
-    /// The net amount the client asked for.
+    /// The net amount asked for, as Polar's API takes it (a gross request's net share).
     pub requested_amount: i64,
     pub amount: i64,
     pub tax_amount: i64,

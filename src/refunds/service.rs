@@ -89,7 +89,7 @@ pub async fn create_refund(
         order_id: order.id,
         payment_id,
         charge_id,
-        requested_amount: input.amount,
+        requested_amount: split.amount,
         amount: split.amount,
         tax_amount: split.tax_amount,
         currency: order.currency.clone(),
