@@ -32,6 +32,8 @@ pub struct AppState {
     /// balancers move traffic away while requests are still served, and every answer
     /// closes its connection so that clients reconnect elsewhere.
     pub lame_duck: Arc<AtomicBool>,
+    /// Webhook endpoints may be `http` URLs of private addresses (sandboxes).
+    pub webhook_allow_private_urls: bool,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
             admin_token_hash: None,
             idempotency_key_lifetime: Duration::from_secs(24 * 60 * 60),
             lame_duck: Arc::default(),
+            webhook_allow_private_urls: false,
         }
     }
 

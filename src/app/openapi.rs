@@ -28,6 +28,7 @@ use crate::state::AppState;
         (name = "refunds", description = "Polar-compatible refunds."),
         (name = "orders", description = "Polar-compatible orders, as refunds see them."),
         (name = "payments", description = "Polar-compatible payments of orders."),
+        (name = "webhooks", description = "Polar-compatible webhook endpoints and deliveries."),
         (name = "admin", description = "Setting up data for sandboxes, test suites and ingestion. \
                                          Off unless `REFUNDS_ADMIN_TOKEN` is set; takes that token."),
         (name = "operations", description = "Liveness, readiness and metrics."),
@@ -92,6 +93,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(crate::refunds::api::routes())
         .merge(crate::orders::api::routes())
         .merge(crate::orders::payments::api::routes())
+        .merge(crate::webhooks::api::routes())
         .merge(crate::admin::api::routes())
         .merge(super::ops::routes())
 }

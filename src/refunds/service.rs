@@ -20,6 +20,10 @@ use crate::orders::repo::{self as orders_repo, LockedOrder};
 use crate::payments::{ProcessorError, ProcessorOutcome, ProcessorRefund, ProcessorRefundState};
 use crate::polar::schema::Pagination;
 use crate::state::{AppState, Reader};
+use crate::webhooks::{
+    self,
+    emit::{OrderState, RefundChange},
+};
 
 /// The answer an API surface gives an outcome, when that outcome is one to keep (`None`: a
 /// retry runs again).
@@ -279,22 +283,45 @@ pub async fn move_refund(
         RefundStatus::Pending => {}
     }
     let moved_at = repo::set_status(&mut *conn, refund.id, status, processor_id).await?;
-    save_counters(conn, &order, &amounts).await?;
+    let order_status = save_counters(conn, &order, &amounts).await?;
+    let mut moved = refund.clone();
+    moved.status = status;
+    moved.modified_at = Some(moved_at);
+    webhooks::emit::refund_changed(
+        conn,
+        RefundChange {
+            organization_id: refund.organization_id,
+            order_id: order.id,
+            refund: &moved,
+            status,
+            previous_status: Some(current),
+            order_before: OrderState {
+                status: order.status,
+                amounts: order.amounts,
+            },
+            order_after: OrderState {
+                status: order_status,
+                amounts,
+            },
+        },
+    )
+    .await?;
     Ok(moved_at)
 }
 
 /// Writes a locked order's counters, and the status that follows them, when a move changed
-/// them.
+/// them. Returns the order's status after the move.
 async fn save_counters(
     conn: &mut PgConnection,
     order: &LockedOrder,
     amounts: &OrderAmounts,
-) -> Result<()> {
-    if *amounts != order.amounts {
-        let status = amounts.status_after(&order.amounts, order.status);
-        orders_repo::update_refund_totals(conn, order.id, amounts, status).await?;
+) -> Result<OrderStatus> {
+    if *amounts == order.amounts {
+        return Ok(order.status);
     }
-    Ok(())
+    let status = amounts.status_after(&order.amounts, order.status);
+    orders_repo::update_refund_totals(conn, order.id, amounts, status).await?;
+    Ok(status)
 }
 
 /// A refund about to be written for a locked order.
@@ -346,8 +373,8 @@ pub async fn record_refund(
         },
     )
     .await?;
-    save_counters(conn, order, &amounts).await?;
-    Ok(Refund {
+    let order_status = save_counters(conn, order, &amounts).await?;
+    let refund = Refund {
         created_at,
         modified_at: None,
         id: record.id,
@@ -363,7 +390,27 @@ pub async fn record_refund(
         customer_id: order.customer_id,
         revoke_benefits: record.revoke_benefits,
         dispute: record.dispute,
-    })
+    };
+    webhooks::emit::refund_changed(
+        conn,
+        RefundChange {
+            organization_id: order.organization_id,
+            order_id: order.id,
+            refund: &refund,
+            status: refund.status,
+            previous_status: None,
+            order_before: OrderState {
+                status: order.status,
+                amounts: order.amounts,
+            },
+            order_after: OrderState {
+                status: order_status,
+                amounts,
+            },
+        },
+    )
+    .await?;
+    Ok(refund)
 }
 
 /// Polar's `ListResource[Refund]`.

@@ -16,3 +16,4 @@ mod payments;
 mod routing;
 mod seed;
 mod sql_scoping;
+mod webhooks;
