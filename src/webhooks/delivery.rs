@@ -251,6 +251,7 @@ impl Worker {
     /// then records them and gives the endpoint back.
     async fn send_first_attempts(self: Arc<Self>, group: Vec<Leased>) {
         let endpoint_id = group[0].endpoint_id;
+        let organization_id = group[0].organization_id;
         let started = Instant::now();
         let mut attempts = Vec::new();
         for event in &group {
@@ -261,7 +262,10 @@ impl Worker {
                 break;
             }
         }
-        if let Err(error) = self.record(&attempts, Some(endpoint_id)).await {
+        if let Err(error) = self
+            .record(&attempts, Some((endpoint_id, organization_id)))
+            .await
+        {
             tracing::warn!(%error, %endpoint_id, "webhooks: recording deliveries failed; they will be sent again");
         }
     }
@@ -300,7 +304,11 @@ impl Worker {
 
     /// Records attempts, counts failure streaks (disabling endpoints that reach the limit)
     /// and gives back the endpoint's first attempts, in one transaction.
-    async fn record(&self, attempts: &[Attempt], release: Option<Uuid>) -> sqlx::Result<()> {
+    async fn record(
+        &self,
+        attempts: &[Attempt],
+        release: Option<(Uuid, Uuid)>,
+    ) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
         repo::record_attempts(&mut tx, attempts).await?;
         let mut failed: HashMap<(Uuid, Uuid), i32> = HashMap::new();
@@ -323,8 +331,9 @@ impl Worker {
         for endpoint_id in disabled {
             tracing::warn!(%endpoint_id, "webhooks: endpoint disabled after {FAILED_EVENTS_TO_DISABLE} failed events in a row");
         }
-        if let Some(endpoint_id) = release {
-            repo::release_first_attempts(&mut *tx, self.lease, &[endpoint_id]).await?;
+        if let Some((endpoint_id, organization_id)) = release {
+            repo::release_first_attempts(&mut *tx, self.lease, endpoint_id, organization_id)
+                .await?;
         }
         tx.commit().await
     }

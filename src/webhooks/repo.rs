@@ -427,12 +427,14 @@ pub async fn lease_first_attempts(
         "UPDATE webhook_endpoints w \
          SET first_attempts_leased_until = now() + make_interval(secs => $2), \
              first_attempts_lease = $1 \
-         WHERE w.id IN ( \
-           SELECT c.id FROM webhook_endpoints c \
-           WHERE c.id IN (SELECT DISTINCT endpoint_id FROM webhook_events \
-                          WHERE state = 'pending' AND attempts = 0) \
+         FROM ( \
+           SELECT c.organization_id, c.id FROM webhook_endpoints c \
+           WHERE (c.organization_id, c.id) IN ( \
+                   SELECT DISTINCT organization_id, endpoint_id FROM webhook_events \
+                   WHERE state = 'pending' AND attempts = 0) \
              AND (c.first_attempts_leased_until IS NULL OR c.first_attempts_leased_until < now()) \
-           LIMIT $3 FOR UPDATE SKIP LOCKED) \
+           LIMIT $3 FOR UPDATE SKIP LOCKED) AS picked \
+         WHERE w.organization_id = picked.organization_id AND w.id = picked.id \
          RETURNING w.id",
     )
     .bind(lease)
@@ -465,14 +467,16 @@ pub async fn lease_first_attempts(
 pub async fn release_first_attempts(
     db: impl PgExecutor<'_>,
     lease: Uuid,
-    endpoint_ids: &[Uuid],
+    endpoint_id: Uuid,
+    organization_id: Uuid,
 ) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE webhook_endpoints SET first_attempts_leased_until = NULL, first_attempts_lease = NULL \
-         WHERE id = ANY($2) AND first_attempts_lease = $1",
+         WHERE id = $2 AND organization_id = $3 AND first_attempts_lease = $1",
     )
     .bind(lease)
-    .bind(endpoint_ids)
+    .bind(endpoint_id)
+    .bind(organization_id)
     .execute(db)
     .await?;
     Ok(())
@@ -486,13 +490,13 @@ pub async fn lease_retries(
 ) -> sqlx::Result<Vec<Leased>> {
     sqlx::query_as(
         "WITH due AS ( \
-           SELECT id FROM webhook_events \
+           SELECT organization_id, id FROM webhook_events \
            WHERE state = 'pending' AND attempts > 0 AND next_attempt_at <= now() \
              AND (leased_until IS NULL OR leased_until < now()) \
            ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED), \
          leased AS ( \
            UPDATE webhook_events e SET leased_until = now() + make_interval(secs => $1) \
-           FROM due WHERE e.id = due.id \
+           FROM due WHERE e.id = due.id AND e.organization_id = due.organization_id \
            RETURNING e.id, e.organization_id, e.endpoint_id, e.payload, e.created_at, \
                      e.attempts, e.attempts_allowed) \
          SELECT l.id, l.organization_id, l.endpoint_id, l.payload, l.created_at, l.attempts, \
@@ -643,9 +647,9 @@ pub async fn archive_events(
     Ok(sqlx::query(
         "UPDATE webhook_events SET payload = NULL, archived_at = now(), \
            state = CASE WHEN state = 'pending' THEN 'skipped' ELSE state END \
-         WHERE id IN (SELECT id FROM webhook_events \
-                      WHERE created_at < $1 AND archived_at IS NULL \
-                      ORDER BY created_at LIMIT $2)",
+         WHERE (organization_id, id) IN ( \
+           SELECT organization_id, id FROM webhook_events \
+           WHERE created_at < $1 AND archived_at IS NULL ORDER BY created_at LIMIT $2)",
     )
     .bind(before)
     .bind(batch)
