@@ -37,6 +37,8 @@ CREATE TABLE webhook_events (
     organization_id uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     endpoint_id     uuid NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
     type            text NOT NULL,
+    -- The endpoint's API version when the payload was built.
+    api_version     text NOT NULL,
     -- The exact bytes sent (compact JSON); NULL once archived.
     payload         text,
     created_at      timestamptz NOT NULL,

@@ -19,6 +19,16 @@ pub struct OrderState {
     pub amounts: OrderAmounts,
 }
 
+impl OrderState {
+    /// Whether Polar's `Order` shows the two differently: its status or refunded amounts.
+    /// A pending refund's reservation is this server's own bookkeeping and changes neither.
+    fn shown_differently(&self, other: &OrderState) -> bool {
+        self.status != other.status
+            || self.amounts.refunded_amount != other.amounts.refunded_amount
+            || self.amounts.refunded_tax_amount != other.amounts.refunded_tax_amount
+    }
+}
+
 /// What a refund's creation or move changed.
 pub struct RefundChange<'a, R> {
     pub organization_id: Uuid,
@@ -39,7 +49,7 @@ impl<R> RefundChange<'_, R> {
             None => REFUND_CREATED,
             Some(_) => REFUND_UPDATED,
         }];
-        if self.order_before != self.order_after {
+        if self.order_before.shown_differently(&self.order_after) {
             types.push(ORDER_UPDATED);
         }
         let reached_success = self.status == RefundStatus::Succeeded
@@ -97,6 +107,7 @@ pub async fn refund_changed<R: Serialize>(
             events.ids.push(Uuid::new_v4());
             events.endpoint_ids.push(target.id);
             events.types.push(event_type);
+            events.api_versions.push(target.api_version.clone());
             events
                 .payloads
                 .push(payload(event_type, &now, &target.api_version, data));
@@ -185,6 +196,27 @@ mod tests {
             )
             .event_types(),
             [REFUND_UPDATED, ORDER_UPDATED]
+        );
+    }
+
+    #[test]
+    fn a_reservation_alone_does_not_update_the_order() {
+        let paid = state(OrderStatus::Paid, 0);
+        let mut reserved = paid;
+        reserved.amounts.pending_amount = 600;
+        assert_eq!(
+            change(RefundStatus::Pending, None, paid, reserved).event_types(),
+            [REFUND_CREATED]
+        );
+        assert_eq!(
+            change(
+                RefundStatus::Failed,
+                Some(RefundStatus::Pending),
+                reserved,
+                paid
+            )
+            .event_types(),
+            [REFUND_UPDATED]
         );
     }
 

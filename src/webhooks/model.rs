@@ -118,6 +118,8 @@ pub struct WebhookEvent {
     pub succeeded: Option<bool>,
     /// Whether this event was skipped because the webhook endpoint was disabled.
     pub skipped: bool,
+    /// The API version of the payload.
+    pub api_version: String,
     /// The payload of the webhook event.
     pub payload: Option<String>,
     /// The type of the webhook event.

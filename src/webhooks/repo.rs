@@ -202,6 +202,7 @@ struct DeliveryRow {
     event_modified_at: Option<DateTime<Utc>>,
     event_state: String,
     event_type: String,
+    api_version: String,
     payload: Option<String>,
     last_http_code: Option<i32>,
     archived: bool,
@@ -228,6 +229,7 @@ impl From<DeliveryRow> for WebhookDelivery {
                 last_http_code: row.last_http_code,
                 succeeded,
                 skipped: row.event_state == "skipped",
+                api_version: row.api_version,
                 payload: row.payload,
                 event_type: row.event_type,
                 is_archived: row.archived,
@@ -284,7 +286,8 @@ pub async fn list_deliveries(
     let mut page = QueryBuilder::new(
         "SELECT d.id, d.created_at, d.succeeded, d.http_code, d.response, \
          e.id AS event_id, e.created_at AS event_created_at, e.modified_at AS event_modified_at, \
-         e.state AS event_state, e.type AS event_type, e.payload, e.last_http_code, \
+         e.state AS event_state, e.type AS event_type, e.api_version, e.payload, \
+         e.last_http_code, \
          (e.archived_at IS NOT NULL) AS archived",
     );
     page.push(FROM);
@@ -365,6 +368,7 @@ pub struct NewEvents {
     pub ids: Vec<Uuid>,
     pub endpoint_ids: Vec<Uuid>,
     pub types: Vec<&'static str>,
+    pub api_versions: Vec<String>,
     pub payloads: Vec<String>,
 }
 
@@ -379,19 +383,21 @@ pub async fn insert_events(
     sqlx::query(
         "WITH inserted AS ( \
            INSERT INTO webhook_events \
-             (id, organization_id, endpoint_id, type, payload, created_at, next_attempt_at) \
-           SELECT id, $1, endpoint_id, type, payload, $2, $2 \
-           FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[]) \
-             WITH ORDINALITY AS e(id, endpoint_id, type, payload, position) \
+             (id, organization_id, endpoint_id, type, api_version, payload, created_at, \
+              next_attempt_at) \
+           SELECT id, $1, endpoint_id, type, api_version, payload, $2, $2 \
+           FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[]) \
+             WITH ORDINALITY AS e(id, endpoint_id, type, api_version, payload, position) \
            ORDER BY position \
            RETURNING 1) \
-         SELECT pg_notify($7, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted",
+         SELECT pg_notify($8, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted",
     )
     .bind(organization_id)
     .bind(created_at)
     .bind(&events.ids)
     .bind(&events.endpoint_ids)
     .bind(&events.types)
+    .bind(&events.api_versions)
     .bind(&events.payloads)
     .bind(super::delivery::WAKE_CHANNEL)
     .execute(conn)

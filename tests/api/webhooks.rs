@@ -15,6 +15,32 @@ use uuid::Uuid;
 
 use crate::helpers::{TestApp, spawn_app_with};
 
+/// A processor outside the process, settling refunds after the create committed: 100
+/// succeeds, 7 fails.
+struct OutsideProcessor;
+
+#[async_trait::async_trait]
+impl refunds_server::payments::PaymentProcessor for OutsideProcessor {
+    fn name(&self) -> &'static str {
+        "outside"
+    }
+
+    async fn refund(
+        &self,
+        request: &refunds_server::payments::ProcessorRefund,
+    ) -> Result<refunds_server::payments::ProcessorOutcome, refunds_server::payments::ProcessorError>
+    {
+        use refunds_server::payments::ProcessorRefundState;
+        Ok(refunds_server::payments::ProcessorOutcome {
+            state: match request.amount {
+                7 => ProcessorRefundState::Failed,
+                _ => ProcessorRefundState::Succeeded,
+            },
+            processor_id: format!("re_{}", request.refund_id.simple()),
+        })
+    }
+}
+
 /// A delivery as the receiver saw it.
 #[derive(Clone, Debug)]
 struct Received {
@@ -88,7 +114,11 @@ impl Receiver {
 
 /// An app that accepts local endpoint URLs, with a delivery worker whose retries come fast.
 async fn spawn_webhook_app(pool: PgPool, worker_allows_private: bool) -> TestApp {
-    let mut state = AppState::new(pool.clone());
+    spawn_webhook_app_with(AppState::new(pool), worker_allows_private).await
+}
+
+async fn spawn_webhook_app_with(mut state: AppState, worker_allows_private: bool) -> TestApp {
+    let pool = state.pool.clone();
     state.webhook_allow_private_urls = true;
     let app = spawn_app_with(state).await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -776,4 +806,78 @@ async fn a_dispute_refund_emits_the_same_events(pool: PgPool) {
     assert_eq!(types, REFUND_EVENTS);
     assert_eq!(received[0].json()["data"]["reason"], "dispute_prevention");
     assert_eq!(received[1].json()["data"]["status"], "refunded");
+}
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_refund_settled_after_the_create_sends_refund_updated(pool: PgPool) {
+    let mut state = AppState::new(pool);
+    state.processor = Arc::new(OutsideProcessor);
+    let app = spawn_webhook_app_with(state, true).await;
+    let receiver = Receiver::start(vec![]).await;
+    let org = app.organization("Hooks").await;
+    let token = webhook_token(&app, org.id).await;
+    create_endpoint(
+        &app,
+        &token,
+        &receiver.url,
+        &[
+            "refund.created",
+            "refund.updated",
+            "order.updated",
+            "order.refunded",
+        ],
+    )
+    .await;
+    let order_id = app.order(org.id, 1000, 0).await;
+    let settled = app.refund(&token, order_id, 100).await;
+    assert_eq!(settled["status"], "succeeded");
+    let received = receiver.wait_for(4).await;
+    let seen: Vec<(String, Value)> = received
+        .iter()
+        .map(|delivery| {
+            let body = delivery.json();
+            (
+                body["type"].as_str().unwrap().to_owned(),
+                body["data"]["status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("refund.created".to_owned(), json!("pending")),
+            ("refund.updated".to_owned(), json!("succeeded")),
+            ("order.updated".to_owned(), json!("partially_refunded")),
+            ("order.refunded".to_owned(), json!("partially_refunded")),
+        ]
+    );
+    assert_eq!(received[1].json()["data"], settled);
+
+    // A refund the processor refuses: created pending, then moved to failed; the order
+    // Polar shows does not change.
+    app.create_refund(
+        &token,
+        json!({"order_id": order_id, "reason": "customer_request", "amount": 7}),
+    )
+    .await;
+    let received = receiver.wait_for(6).await;
+    let later: Vec<(String, Value)> = received[4..]
+        .iter()
+        .map(|delivery| {
+            let body = delivery.json();
+            (
+                body["type"].as_str().unwrap().to_owned(),
+                body["data"]["status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        later,
+        [
+            ("refund.created".to_owned(), json!("pending")),
+            ("refund.updated".to_owned(), json!("failed")),
+        ]
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 6);
 }
