@@ -96,7 +96,7 @@ pub enum Command {
         #[arg(long)]
         user_id: Option<Uuid>,
         /// Comma-separated scopes: refunds:read, refunds:write, orders:read, orders:write,
-        /// payments:read.
+        /// payments:read, webhooks:read, webhooks:write.
         #[arg(
             long,
             value_delimiter = ',',

@@ -51,6 +51,8 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub processor: ProcessorConfig,
     #[command(flatten)]
+    pub webhooks: WebhookConfig,
+    #[command(flatten)]
     pub database: DatabaseConfig,
 }
 
@@ -124,6 +126,21 @@ impl FromStr for Secret {
             value => Ok(Self(value.to_owned())),
         }
     }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebhookConfig {
+    /// Let webhook endpoints be `http` URLs and private or loopback addresses (sandboxes; on
+    /// in demo mode).
+    #[arg(long, env = "REFUNDS_WEBHOOK_ALLOW_PRIVATE_URLS")]
+    pub webhook_allow_private_urls: bool,
+    /// Milliseconds an endpoint may take to answer a delivery.
+    #[arg(long, env = "REFUNDS_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_timeout_ms: u64,
+    /// Milliseconds before the first retry of a failed delivery; each later retry waits
+    /// twice as long (at most 20 minutes), jittered to between half and all of it.
+    #[arg(long, env = "REFUNDS_WEBHOOK_RETRY_BASE_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_retry_base_ms: u64,
 }
 
 #[cfg(test)]

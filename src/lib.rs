@@ -2,8 +2,8 @@
 //!
 //! Layers, from the bottom: `domain` (money, states, the domain error), `polar` (Polar's wire
 //! toolkit) and `http` (the web edge); `state` and `payments`; the resources (`auth`,
-//! `organizations`, `customers`, `orders`, `disputes`, `idempotency`, `refunds`, `medusa`,
-//! `admin`); then `app`
+//! `organizations`, `customers`, `orders`, `disputes`, `idempotency`, `webhooks`,
+//! `refunds`, `medusa`, `admin`); then `app`
 //! (routes, OpenAPI, start-up), `dev` (demo and seed data) and `cli`. Each imports only
 //! from layers below it.
 
@@ -27,6 +27,7 @@ pub mod polar;
 pub mod refunds;
 pub mod state;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use domain::Error;
 pub use state::AppState;

@@ -37,6 +37,8 @@ pub struct AppState {
     /// balancers move traffic away while requests are still served, and every answer
     /// closes its connection so that clients reconnect elsewhere.
     pub lame_duck: Arc<AtomicBool>,
+    /// Webhook endpoints may be `http` URLs of private addresses (sandboxes).
+    pub webhook_allow_private_urls: bool,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
             recovery_after: Duration::from_secs(30),
             stripe_webhook_secret: None,
             lame_duck: Arc::default(),
+            webhook_allow_private_urls: false,
         }
     }
 

@@ -119,6 +119,41 @@ class Build1:
     def payment_method(payment) -> str:
         return payment.method
 
+    # webhooks
+    def create_endpoint(self, token: str, **body: Any):
+        return self.client(token).webhooks.create_webhook_endpoint(**body)
+
+    def list_endpoints(self, token: str, **query: Any):
+        res = self.client(token).webhooks.list_webhook_endpoints(**query)
+        return res.items, res.pagination
+
+    def get_endpoint(self, token: str, endpoint_id: str):
+        return self.client(token).webhooks.get_webhook_endpoint(endpoint_id)
+
+    def update_endpoint(self, token: str, endpoint_id: str, **body: Any):
+        return self.client(token).webhooks.update_webhook_endpoint(endpoint_id, **body)
+
+    def reset_endpoint_secret(self, token: str, endpoint_id: str):
+        return self.client(token).webhooks.reset_webhook_endpoint_secret(endpoint_id)
+
+    def delete_endpoint(self, token: str, endpoint_id: str) -> None:
+        self.client(token).webhooks.delete_webhook_endpoint(endpoint_id)
+
+    def list_deliveries(self, token: str, **query: Any):
+        res = self.client(token).webhooks.list_webhook_deliveries(**query)
+        return res.items, res.pagination
+
+    def redeliver(self, token: str, event_id: str):
+        return self.client(token).webhooks.redeliver_webhook_event(event_id)
+
+    @staticmethod
+    def validate_event(body: bytes, headers: dict[str, str], secret: str):
+        """The SDK's own verification and parsing of a delivery: (type, data)."""
+        from polar.v2026_10.webhooks import validate_event
+
+        payload = validate_event(body, headers, secret)
+        return payload.type, payload.data
+
     def not_found(self, exc) -> tuple[str, str]:
         """(error, detail) of a typed ResourceNotFound."""
         return exc.error.error, exc.error.detail
@@ -242,6 +277,43 @@ class Build0:
     def payment_method(payment) -> str:
         # A card payment's constant `method` is aliased to METHOD in 0.x.
         return payment.METHOD if type(payment).__name__ == "CardPayment" else payment.method
+
+    # webhooks
+    def create_endpoint(self, token: str, **body: Any):
+        return self.client(token).webhooks.create_webhook_endpoint(request=body)
+
+    def list_endpoints(self, token: str, **query: Any):
+        res = self.client(token).webhooks.list_webhook_endpoints(**query)
+        return res.result.items, res.result.pagination
+
+    def get_endpoint(self, token: str, endpoint_id: str):
+        return self.client(token).webhooks.get_webhook_endpoint(id=endpoint_id)
+
+    def update_endpoint(self, token: str, endpoint_id: str, **body: Any):
+        return self.client(token).webhooks.update_webhook_endpoint(
+            id=endpoint_id, webhook_endpoint_update=body
+        )
+
+    def reset_endpoint_secret(self, token: str, endpoint_id: str):
+        return self.client(token).webhooks.reset_webhook_endpoint_secret(id=endpoint_id)
+
+    def delete_endpoint(self, token: str, endpoint_id: str) -> None:
+        self.client(token).webhooks.delete_webhook_endpoint(id=endpoint_id)
+
+    def list_deliveries(self, token: str, **query: Any):
+        res = self.client(token).webhooks.list_webhook_deliveries(**query)
+        return res.result.items, res.result.pagination
+
+    def redeliver(self, token: str, event_id: str):
+        return self.client(token).webhooks.redeliver_webhook_event(id=event_id)
+
+    @staticmethod
+    def validate_event(body: bytes, headers: dict[str, str], secret: str):
+        """The SDK's own verification and parsing of a delivery: (type, data)."""
+        from polar_sdk.webhooks import validate_event
+
+        payload = validate_event(body, headers, secret)
+        return payload.TYPE, payload.data
 
     def not_found(self, exc) -> tuple[str, str]:
         return exc.data.ERROR, exc.data.detail  # `error` is aliased to ERROR in 0.x

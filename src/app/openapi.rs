@@ -29,6 +29,7 @@ use crate::state::AppState;
         (name = "orders", description = "Polar-compatible orders, as refunds see them."),
         (name = "payments", description = "Polar-compatible payments of orders."),
         (name = "integrations", description = "Events from payment processors (Stripe's webhooks)."),
+        (name = "webhooks", description = "Polar-compatible webhook endpoints and deliveries."),
         (name = "admin", description = "Setting up data for sandboxes, test suites and ingestion. \
                                          Off unless `REFUNDS_ADMIN_TOKEN` is set; takes that token."),
         (name = "medusa", description = "Medusa v1's Admin API route to refund a payment, over the same \
@@ -103,6 +104,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(crate::refunds::api::routes())
         .merge(crate::orders::api::routes())
         .merge(crate::orders::payments::api::routes())
+        .merge(crate::webhooks::api::routes())
         .merge(crate::admin::api::routes())
         .merge(crate::medusa::api::routes())
         .merge(crate::integrations::stripe::api::routes())

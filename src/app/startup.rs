@@ -223,6 +223,18 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         tracing::warn!("the database holds data other than the demo: no demo data created");
     }
     let mut state = AppState::new(pool).with_admin_token(config.admin_token.as_deref());
+    let webhooks = crate::webhooks::DeliverySettings {
+        timeout: Duration::from_millis(config.webhooks.webhook_timeout_ms),
+        retry_base: Duration::from_millis(config.webhooks.webhook_retry_base_ms),
+        allow_private_urls: config.webhooks.webhook_allow_private_urls || config.demo,
+    };
+    state.webhook_allow_private_urls = webhooks.allow_private_urls;
+    let (stop_delivery, delivery_stopped) = tokio::sync::watch::channel(false);
+    let delivery = tokio::spawn(crate::webhooks::run_delivery(
+        state.pool.clone(),
+        webhooks,
+        delivery_stopped,
+    ));
     state.request_timeout = Duration::from_secs(config.request_timeout);
     state.idempotency_key_lifetime = Duration::from_secs(config.idempotency_key_ttl);
     state.processor = processor;
@@ -273,12 +285,21 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         tracing::info!("shutting down, draining in-flight requests");
         let _ = signalled_tx.send(());
     }));
+    let deadline = async {
+        let _ = signalled_rx.await;
+        tokio::time::sleep(drain).await;
+    };
+    let mut deadline = std::pin::pin!(deadline);
     tokio::select! {
         served = server => served.context("server task")?.context("serving")?,
-        _ = async {
-            let _ = signalled_rx.await;
-            tokio::time::sleep(drain).await;
-        } => anyhow::bail!("in-flight requests did not finish within {}s", drain.as_secs()),
+        _ = &mut deadline => anyhow::bail!("in-flight requests did not finish within {}s", drain.as_secs()),
+    }
+    // Deliveries in flight finish and are recorded; what is left waits in the outbox for
+    // any instance.
+    let _ = stop_delivery.send(true);
+    tokio::select! {
+        _ = delivery => {}
+        _ = &mut deadline => anyhow::bail!("webhook deliveries did not finish within {}s", drain.as_secs()),
     }
     tracing::info!("stopped");
     Ok(())

@@ -5,7 +5,10 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 
-use super::{ORDERS_READ, PAYMENTS_READ, Principal, REFUNDS_READ, REFUNDS_WRITE};
+use super::{
+    ORDERS_READ, PAYMENTS_READ, Principal, REFUNDS_READ, REFUNDS_WRITE, WEBHOOKS_READ,
+    WEBHOOKS_WRITE,
+};
 use crate::domain::Error;
 use crate::polar::ApiError;
 use crate::state::AppState;
@@ -65,4 +68,14 @@ scoped_principal!(
     /// A caller whose token holds `payments:read`.
     PaymentsRead,
     &[PAYMENTS_READ]
+);
+scoped_principal!(
+    /// A caller whose token holds `webhooks:read` or `webhooks:write`.
+    WebhooksRead,
+    &[WEBHOOKS_READ, WEBHOOKS_WRITE]
+);
+scoped_principal!(
+    /// A caller whose token holds `webhooks:write`.
+    WebhooksWrite,
+    &[WEBHOOKS_WRITE]
 );

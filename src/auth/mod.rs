@@ -16,6 +16,8 @@ pub const REFUNDS_WRITE: &str = "refunds:write";
 pub const ORDERS_READ: &str = "orders:read";
 pub const ORDERS_WRITE: &str = "orders:write";
 pub const PAYMENTS_READ: &str = "payments:read";
+pub const WEBHOOKS_READ: &str = "webhooks:read";
+pub const WEBHOOKS_WRITE: &str = "webhooks:write";
 /// Scopes this server understands; tokens may carry only these. (`orders:write` grants
 /// nothing here, as it grants no read in Polar.)
 pub const KNOWN_SCOPES: &[&str] = &[
@@ -24,6 +26,8 @@ pub const KNOWN_SCOPES: &[&str] = &[
     ORDERS_READ,
     ORDERS_WRITE,
     PAYMENTS_READ,
+    WEBHOOKS_READ,
+    WEBHOOKS_WRITE,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -80,6 +80,8 @@ pub async fn prepare(pool: &PgPool) -> Result<Option<Demo>> {
         "refunds:write",
         "orders:read",
         "payments:read",
+        "webhooks:read",
+        "webhooks:write",
     ])
     .await?
     .token;

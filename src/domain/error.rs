@@ -27,6 +27,16 @@ pub enum Error {
         input: Value,
     },
 
+    /// Like `InvalidField`, with the kind of fault Polar names (`missing`,
+    /// `organization_token`, ...).
+    #[error("{field}: {message}")]
+    RejectedField {
+        kind: &'static str,
+        field: &'static str,
+        message: &'static str,
+        input: Value,
+    },
+
     #[error("order {0} not found")]
     OrderNotFound(Uuid),
     /// The requested amount is more than the order has left to refund; `remaining` is what
@@ -109,7 +119,7 @@ impl Error {
             Error::InvalidToken => "invalid_token",
             Error::Unauthorized => "unauthorized",
             Error::InsufficientScope(_) => "insufficient_scope",
-            Error::InvalidField { .. } => "rejected_request",
+            Error::InvalidField { .. } | Error::RejectedField { .. } => "rejected_request",
             Error::OrderNotFound(_) => "order_not_found",
             Error::OverRefund { .. } => "over_refund",
             Error::RefundsBlocked(_) => "refunds_blocked",

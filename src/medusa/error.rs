@@ -61,6 +61,9 @@ impl MedusaError {
             Error::InvalidField { field, message, .. } => {
                 MedusaError::InvalidData(format!("{field} {message}"))
             }
+            Error::RejectedField { field, message, .. } => {
+                MedusaError::InvalidData(format!("{field} {message}"))
+            }
             Error::OrderNotFound(_) | Error::ResourceNotFound | Error::NotFound(_) => {
                 MedusaError::not_found(payment)
             }

@@ -632,17 +632,17 @@ async fn with_items(db: impl PgExecutor<'_>, records: Vec<OrderRecord>) -> Resul
         .collect()
 }
 
-/// An order of `organization_id` as Polar shows it, for senders outside any request (the
-/// `data` of an order webhook).
+/// An order of `organization_id` as Polar shows it, read in the caller's transaction (the
+/// `data` of an order webhook, which shows the order as the change left it).
 pub async fn order_of_organization(
-    db: &PgPool,
+    conn: &mut sqlx::PgConnection,
     organization_id: Uuid,
     order_id: Uuid,
 ) -> Result<Order> {
-    let record = repo::find_readable_order(db, order_id, &[organization_id])
+    let record = repo::find_readable_order(&mut *conn, order_id, &[organization_id])
         .await?
         .ok_or(Error::ResourceNotFound)?;
-    let mut orders = with_items(db, vec![record]).await?;
+    let mut orders = with_items(&mut *conn, vec![record]).await?;
     orders.pop().ok_or(Error::ResourceNotFound)
 }
 

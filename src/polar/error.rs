@@ -180,6 +180,17 @@ pub fn refusal_answer(error: &Error) -> Option<(StatusCode, Value)> {
             message,
             input,
         } => rejected(rejected_issue(field, message, input.clone())),
+        Error::RejectedField {
+            kind,
+            field,
+            message,
+            input,
+        } => rejected(ValidationIssue::new(
+            kind,
+            crate::loc!["body", *field],
+            *message,
+            input.clone(),
+        )),
         Error::OrderNotFound(order_id) => rejected(rejected_issue(
             "order_id",
             "Order not found",

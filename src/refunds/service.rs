@@ -20,6 +20,10 @@ use crate::orders::repo::{self as orders_repo, LockedOrder};
 use crate::payments::{ProcessorError, ProcessorOutcome, ProcessorRefund, ProcessorRefundState};
 use crate::polar::schema::Pagination;
 use crate::state::{AppState, Reader};
+use crate::webhooks::{
+    self,
+    emit::{OrderState, RefundChange},
+};
 
 /// The answer an API surface gives an outcome, when that outcome is one to keep (`None`: a
 /// retry runs again).
@@ -337,7 +341,28 @@ pub async fn move_refund(
             failure_reason,
         )
         .await?;
-        save_counters(conn, &order, &amounts).await?;
+        let order_status = save_counters(conn, &order, &amounts).await?;
+        let moved = find(conn, refund_id).await?;
+        webhooks::emit::refund_changed(
+            conn,
+            RefundChange {
+                organization_id,
+                order_id,
+                refund: &moved,
+                status: change.to,
+                previous_status: Some(current),
+                order_before: OrderState {
+                    status: order.status,
+                    amounts: order.amounts,
+                },
+                order_after: OrderState {
+                    status: order_status,
+                    amounts,
+                },
+            },
+        )
+        .await?;
+        return Ok(moved);
     } else {
         return Err(Error::InvalidRefundMove {
             refund_id,
@@ -415,17 +440,18 @@ async fn complete_cut_off_key(conn: &mut PgConnection, refund: &Refund) -> Resul
 }
 
 /// Writes a locked order's counters, and the status that follows them, when a move changed
-/// them.
+/// them. Returns the order's status after the move.
 async fn save_counters(
     conn: &mut PgConnection,
     order: &LockedOrder,
     amounts: &OrderAmounts,
-) -> Result<()> {
-    if *amounts != order.amounts {
-        let status = amounts.status_after(&order.amounts, order.status);
-        orders_repo::update_refund_totals(conn, order.id, amounts, status).await?;
+) -> Result<OrderStatus> {
+    if *amounts == order.amounts {
+        return Ok(order.status);
     }
-    Ok(())
+    let status = amounts.status_after(&order.amounts, order.status);
+    orders_repo::update_refund_totals(conn, order.id, amounts, status).await?;
+    Ok(status)
 }
 
 /// A refund about to be written for a locked order.
@@ -499,8 +525,8 @@ pub async fn record_refund(
         },
     )
     .await?;
-    save_counters(conn, order, &amounts).await?;
-    Ok(Refund {
+    let order_status = save_counters(conn, order, &amounts).await?;
+    let refund = Refund {
         created_at,
         modified_at: None,
         id: record.id,
@@ -516,7 +542,27 @@ pub async fn record_refund(
         customer_id: order.customer_id,
         revoke_benefits: record.revoke_benefits,
         dispute: record.dispute,
-    })
+    };
+    webhooks::emit::refund_changed(
+        conn,
+        RefundChange {
+            organization_id: order.organization_id,
+            order_id: order.id,
+            refund: &refund,
+            status: refund.status,
+            previous_status: None,
+            order_before: OrderState {
+                status: order.status,
+                amounts: order.amounts,
+            },
+            order_after: OrderState {
+                status: order_status,
+                amounts,
+            },
+        },
+    )
+    .await?;
+    Ok(refund)
 }
 
 /// Polar's `ListResource[Refund]`.

@@ -19,3 +19,4 @@ mod routing;
 mod seed;
 mod sql_scoping;
 mod stripe;
+mod webhooks;

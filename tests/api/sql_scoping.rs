@@ -18,6 +18,9 @@ const DISTRIBUTED: &[&str] = &[
     "refunds",
     "refund_counts",
     "order_items",
+    "webhook_endpoints",
+    "webhook_events",
+    "webhook_deliveries",
 ];
 
 /// Tables distributed by the caller (`scope`: an organization, or the user of a personal
@@ -157,6 +160,33 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "DELETE FROM idempotency_keys WHERE ctid",
         "idempotency_keys",
         "the purge of expired keys",
+    ),
+    // The webhook delivery worker's queue spans every organization by design: it finds
+    // work on every shard, then acts on each row by its organization.
+    (
+        "SELECT c.organization_id, c.id FROM webhook_endpoints c",
+        "c",
+        "webhook worker: endpoints with first attempts waiting",
+    ),
+    (
+        "SELECT DISTINCT organization_id, endpoint_id FROM webhook_events",
+        "webhook_events",
+        "webhook worker: events waiting for a first attempt",
+    ),
+    (
+        "SELECT organization_id, id FROM webhook_events WHERE state = 'pending' AND attempts > 0",
+        "webhook_events",
+        "webhook worker: retries that are due",
+    ),
+    (
+        "SELECT organization_id, id FROM webhook_events WHERE created_at < $1",
+        "webhook_events",
+        "webhook worker: events old enough to archive",
+    ),
+    (
+        "FROM webhook_events WHERE state = 'pending'",
+        "webhook_events",
+        "webhook worker: the queue gauges",
     ),
 ];
 

@@ -130,6 +130,25 @@ export async function loadBuild1(baseUrl) {
     },
     /** A field of an SDK object by its wire name. */
     field: (object, name) => object[name],
+
+    // webhooks
+    createEndpoint: (token, body) => build.client(token).webhooks.createWebhookEndpoint(body),
+    async listEndpoints(token, query = {}) {
+      const res = await build.client(token).webhooks.listWebhookEndpoints(query);
+      return { items: res.items, pagination: res.pagination };
+    },
+    getEndpoint: (token, id) => build.client(token).webhooks.getWebhookEndpoint(id),
+    updateEndpoint: (token, id, body) => build.client(token).webhooks.updateWebhookEndpoint(id, body),
+    resetEndpointSecret: (token, id) => build.client(token).webhooks.resetWebhookEndpointSecret(id),
+    deleteEndpoint: (token, id) => build.client(token).webhooks.deleteWebhookEndpoint(id),
+    async listDeliveries(token, query = {}) {
+      const res = await build.client(token).webhooks.listWebhookDeliveries(query);
+      return { items: res.items, pagination: res.pagination };
+    },
+    redeliver: (token, id) => build.client(token).webhooks.redeliverWebhookEvent(id),
+    /** The SDK's own verification and parsing of a delivery. */
+    validateEvent: (body, headers, secret) =>
+      modules["2026-10"].webhooks.validateEvent(body, headers, secret),
   };
   return build;
 }
@@ -233,6 +252,28 @@ export async function loadBuild0(baseUrl) {
       return { items: page.result.items, pagination: build.viewPagination(page.result.pagination) };
     },
     field: (object, name) => object[camel(name)],
+
+    // webhooks
+    createEndpoint: (token, body) => build.client(token).webhooks.createWebhookEndpoint(camelKeys(body)),
+    async listEndpoints(token, query = {}) {
+      const page = await build.client(token).webhooks.listWebhookEndpoints(camelKeys(query));
+      return { items: page.result.items, pagination: build.viewPagination(page.result.pagination) };
+    },
+    getEndpoint: (token, id) => build.client(token).webhooks.getWebhookEndpoint({ id }),
+    updateEndpoint: (token, id, body) =>
+      build.client(token).webhooks.updateWebhookEndpoint({ id, webhookEndpointUpdate: camelKeys(body) }),
+    resetEndpointSecret: (token, id) => build.client(token).webhooks.resetWebhookEndpointSecret({ id }),
+    deleteEndpoint: (token, id) => build.client(token).webhooks.deleteWebhookEndpoint({ id }),
+    async listDeliveries(token, query = {}) {
+      const page = await build.client(token).webhooks.listWebhookDeliveries(camelKeys(query));
+      return { items: page.result.items, pagination: build.viewPagination(page.result.pagination) };
+    },
+    redeliver: (token, id) => build.client(token).webhooks.redeliverWebhookEvent({ id }),
+    /** The SDK's own verification and parsing of a delivery. */
+    async validateEvent(body, headers, secret) {
+      const { validateEvent } = await import("sdk0/webhooks");
+      return validateEvent(body, headers, secret);
+    },
   };
   return build;
 }

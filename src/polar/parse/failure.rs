@@ -162,7 +162,7 @@ impl Failure {
         }))
     }
 
-    pub(super) fn uuid_type() -> Self {
+    pub fn uuid_type() -> Self {
         Self::new(
             "uuid_type",
             "UUID input should be a string, bytes or UUID object",
@@ -196,7 +196,33 @@ impl Failure {
         .with_ctx(json!({ "error": error }))
     }
 
-    pub(super) fn enum_error(expected: &str) -> Self {
+    pub fn list_type() -> Self {
+        Self::new("list_type", "Input should be a valid list")
+    }
+
+    pub fn url_type() -> Self {
+        Self::new("url_type", "URL input should be a string or URL")
+    }
+
+    pub fn url_parsing() -> Self {
+        Self::new(
+            "url_parsing",
+            "Input should be a valid URL, relative URL without a base",
+        )
+        .with_ctx(json!({ "error": "relative URL without a base" }))
+    }
+
+    pub fn url_scheme(expected: &str) -> Self {
+        Self::new("url_scheme", format!("URL scheme should be {expected}"))
+            .with_ctx(json!({ "expected_schemes": expected }))
+    }
+
+    /// A validator of the model raised `ValueError(message)`.
+    pub fn value_error(message: &str) -> Self {
+        Self::new("value_error", format!("Value error, {message}")).with_ctx(json!({ "error": {} }))
+    }
+
+    pub fn enum_error(expected: &str) -> Self {
         Self::new("enum", format!("Input should be {expected}"))
             .with_ctx(json!({ "expected": expected }))
     }

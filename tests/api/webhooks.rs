@@ -1,0 +1,886 @@
+//! Webhooks end to end: Polar's endpoint API over a real socket, and deliveries from the
+//! outbox to a real receiver on another socket, verified with the `standardwebhooks` crate.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use base64::Engine;
+use refunds_server::AppState;
+use refunds_server::webhooks::{DeliverySettings, run_delivery};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, spawn_app_with};
+
+/// A processor outside the process, settling refunds after the create committed: 100
+/// succeeds, 7 fails.
+struct OutsideProcessor;
+
+#[async_trait::async_trait]
+impl refunds_server::payments::PaymentProcessor for OutsideProcessor {
+    fn name(&self) -> &'static str {
+        "outside"
+    }
+
+    async fn refund(
+        &self,
+        request: &refunds_server::payments::ProcessorRefund,
+    ) -> Result<refunds_server::payments::ProcessorOutcome, refunds_server::payments::ProcessorError>
+    {
+        use refunds_server::payments::ProcessorRefundState;
+        Ok(refunds_server::payments::ProcessorOutcome {
+            state: match request.amount {
+                7 => ProcessorRefundState::Failed,
+                _ => ProcessorRefundState::Succeeded,
+            },
+            processor_id: format!("re_{}", request.refund_id.simple()),
+            failure_reason: None,
+        })
+    }
+}
+
+/// A delivery as the receiver saw it.
+#[derive(Clone, Debug)]
+struct Received {
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+    fn header(&self, name: &str) -> &str {
+        self.headers[name].to_str().unwrap()
+    }
+}
+
+/// A webhook receiver on a real socket: records every request and answers with the next
+/// scripted status (200 once the script is used up).
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    async fn start(script: Vec<u16>) -> Self {
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let script = Arc::new(Mutex::new(script));
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post({
+                let received = received.clone();
+                let script = script.clone();
+                move |headers: HeaderMap, body: axum::body::Bytes| async move {
+                    received.lock().unwrap().push(Received {
+                        headers,
+                        body: body.to_vec(),
+                    });
+                    let mut script = script.lock().unwrap();
+                    let status = if script.is_empty() {
+                        200
+                    } else {
+                        script.remove(0)
+                    };
+                    (StatusCode::from_u16(status).unwrap(), "thanks")
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, received }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `count` deliveries arrived.
+    async fn wait_for(&self, count: usize) -> Vec<Received> {
+        for _ in 0..400 {
+            let received = self.received();
+            if received.len() >= count {
+                return received;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("expected {count} deliveries, got {}", self.received().len());
+    }
+}
+
+/// An app that accepts local endpoint URLs, with a delivery worker whose retries come fast.
+async fn spawn_webhook_app(pool: PgPool, worker_allows_private: bool) -> TestApp {
+    spawn_webhook_app_with(AppState::new(pool), worker_allows_private).await
+}
+
+async fn spawn_webhook_app_with(mut state: AppState, worker_allows_private: bool) -> TestApp {
+    let pool = state.pool.clone();
+    state.webhook_allow_private_urls = true;
+    let app = spawn_app_with(state).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // The worker runs as long as the test; the sender is leaked so it never stops early.
+    std::mem::forget(stop);
+    tokio::spawn(run_delivery(
+        pool,
+        DeliverySettings {
+            timeout: Duration::from_secs(2),
+            retry_base: Duration::from_millis(20),
+            allow_private_urls: worker_allows_private,
+        },
+        stopped,
+    ));
+    app
+}
+
+async fn webhook_token(app: &TestApp, organization_id: Uuid) -> String {
+    app.org_token(
+        organization_id,
+        &[
+            "refunds:read",
+            "refunds:write",
+            "webhooks:read",
+            "webhooks:write",
+        ],
+    )
+    .await
+}
+
+async fn create_endpoint(app: &TestApp, token: &str, url: &str, events: &[&str]) -> Value {
+    let response = app
+        .request(
+            Method::POST,
+            "/v1/webhooks/endpoints",
+            Some(token),
+            Some(json!({"url": url, "format": "raw", "events": events})),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text);
+    response.json()
+}
+
+const REFUND_EVENTS: [&str; 3] = ["refund.created", "order.updated", "order.refunded"];
+
+fn verifier(secret: &str) -> standardwebhooks::Webhook {
+    standardwebhooks::Webhook::new(secret).unwrap()
+}
+
+/// The verifier of Polar's original scheme, keyed with the UTF-8 bytes of the secret.
+fn legacy_verifier(secret: &str) -> standardwebhooks::Webhook {
+    standardwebhooks::Webhook::from_bytes(secret.as_bytes().to_vec()).unwrap()
+}
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn endpoints_are_managed_as_polar_does(pool: PgPool) {
+    let app = spawn_webhook_app(pool, true).await;
+    let org = app.organization("Hooks").await;
+    let other = app.organization("Other").await;
+    let token = webhook_token(&app, org.id).await;
+    let read_token = app.org_token(org.id, &["webhooks:read"]).await;
+    let other_token = webhook_token(&app, other.id).await;
+
+    let first = create_endpoint(&app, &token, "https://example.com/a", &["refund.created"]).await;
+    let keys: Vec<&str> = first
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "created_at",
+            "modified_at",
+            "id",
+            "url",
+            "name",
+            "api_version",
+            "format",
+            "secret",
+            "organization_id",
+            "events",
+            "enabled",
+            "uses_standard_webhook_signature"
+        ]
+    );
+    assert_eq!(first["organization_id"], json!(org.id));
+    assert_eq!(first["api_version"], "2026-04");
+    assert_eq!(first["enabled"], true);
+    assert_eq!(first["uses_standard_webhook_signature"], true);
+    let secret = first["secret"].as_str().unwrap();
+    let key = secret.strip_prefix("whsec_").expect("whsec_ prefix");
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .unwrap()
+            .len(),
+        32
+    );
+    let second = create_endpoint(&app, &token, "https://example.com/b", &["order.updated"]).await;
+    let id = first["id"].as_str().unwrap();
+
+    // Newest first; the read scope reads; another organization sees nothing.
+    let list = app
+        .request(
+            Method::GET,
+            "/v1/webhooks/endpoints",
+            Some(&read_token),
+            None,
+        )
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    let list = list.json();
+    assert_eq!(list["pagination"], json!({"total_count": 2, "max_page": 1}));
+    assert_eq!(list["items"][0]["id"], second["id"]);
+    assert_eq!(list["items"][1]["id"], first["id"]);
+    let foreign = app
+        .request(
+            Method::GET,
+            "/v1/webhooks/endpoints",
+            Some(&other_token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(foreign["items"], json!([]));
+    let path = format!("/v1/webhooks/endpoints/{id}");
+    let not_found = app
+        .request(Method::GET, &path, Some(&other_token), None)
+        .await;
+    assert_eq!(not_found.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        not_found.json(),
+        json!({"error": "ResourceNotFound", "detail": "Not found"})
+    );
+
+    // Reading needs a webhooks scope, writing the write scope.
+    let refunds_only = app
+        .request(
+            Method::GET,
+            "/v1/webhooks/endpoints",
+            Some(&org.write_token),
+            None,
+        )
+        .await;
+    assert_eq!(refunds_only.status, StatusCode::FORBIDDEN);
+    let read_only = app
+        .request(
+            Method::POST,
+            "/v1/webhooks/endpoints",
+            Some(&read_token),
+            Some(json!({"url": "https://example.com", "format": "raw", "events": []})),
+        )
+        .await;
+    assert_eq!(read_only.status, StatusCode::FORBIDDEN);
+
+    // Update: every field optional.
+    let updated = app
+        .request(
+            Method::PATCH,
+            &path,
+            Some(&token),
+            Some(json!({"name": "Orders", "events": ["order.refunded"], "api_version": "2026-10"})),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.text);
+    let updated = updated.json();
+    assert_eq!(updated["name"], "Orders");
+    assert_eq!(updated["events"], json!(["order.refunded"]));
+    assert_eq!(updated["api_version"], "2026-10");
+    assert_eq!(updated["url"], "https://example.com/a");
+    assert!(updated["modified_at"].is_string());
+
+    let reset = app
+        .request(Method::PATCH, &format!("{path}/secret"), Some(&token), None)
+        .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.text);
+    let new_secret = reset.json()["secret"].as_str().unwrap().to_owned();
+    assert!(new_secret.starts_with("whsec_"));
+    assert_ne!(new_secret, secret);
+
+    let deleted = app.request(Method::DELETE, &path, Some(&token), None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(deleted.text, "");
+    let gone = app.request(Method::GET, &path, Some(&token), None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let again = app.request(Method::DELETE, &path, Some(&token), None).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    let bad_id = app
+        .request(
+            Method::GET,
+            "/v1/webhooks/endpoints/nope",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(bad_id.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn endpoint_input_is_refused_in_polars_words(pool: PgPool) {
+    let mut state = AppState::new(pool);
+    state.webhook_allow_private_urls = false;
+    let app = spawn_app_with(state).await;
+    let org = app.organization("Hooks").await;
+    let token = webhook_token(&app, org.id).await;
+    let create = |body: Value| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            app.request(
+                Method::POST,
+                "/v1/webhooks/endpoints",
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let issue = |response: crate::helpers::Response| {
+        assert_eq!(
+            response.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            response.text
+        );
+        let body = response.json();
+        (
+            body["error"].as_str().unwrap().to_owned(),
+            body["detail"][0]["type"].as_str().unwrap().to_owned(),
+            body["detail"][0]["loc"].clone(),
+            body["detail"][0]["msg"].as_str().unwrap().to_owned(),
+        )
+    };
+    let base = |url: &str| json!({"url": url, "format": "raw", "events": ["refund.created"]});
+
+    let (error, kind, loc, _) = issue(create(base("http://example.com/hook")).await);
+    assert_eq!(
+        (error.as_str(), kind.as_str(), loc),
+        (
+            "RequestValidationError",
+            "url_scheme",
+            json!(["body", "url"])
+        )
+    );
+    for private in [
+        "https://localhost/hook",
+        "https://127.0.0.1/hook",
+        "https://10.0.0.1/hook",
+        "https://[::1]/hook",
+        "https://169.254.169.254/latest",
+    ] {
+        let (_, kind, _, msg) = issue(create(base(private)).await);
+        assert_eq!(kind, "value_error", "{private}");
+        assert_eq!(
+            msg,
+            "Value error, Webhook URLs cannot point to localhost or private IP addresses."
+        );
+    }
+    let (_, kind, loc, _) = issue(
+        create(json!({"url": "https://example.com", "format": "raw", "events": ["refund.nope"]}))
+            .await,
+    );
+    assert_eq!((kind.as_str(), loc), ("enum", json!(["body", "events", 0])));
+    let (_, kind, loc, msg) = issue(
+        create(json!({"url": "https://example.com", "format": "discord", "events": []})).await,
+    );
+    assert_eq!(
+        (kind.as_str(), loc),
+        ("value_error", json!(["body", "format"]))
+    );
+    assert!(msg.contains("not supported"), "{msg}");
+
+    // An organization token may not name an organization; a personal token must.
+    let (error, kind, loc, _) = issue(
+        create(
+            json!({"url": "https://example.com", "format": "raw", "events": [],
+                      "organization_id": org.id}),
+        )
+        .await,
+    );
+    assert_eq!(
+        (error.as_str(), kind.as_str(), loc),
+        (
+            "PolarRequestValidationError",
+            "organization_token",
+            json!(["body", "organization_id"])
+        )
+    );
+}
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_refund_delivers_its_three_events_signed_and_in_order(pool: PgPool) {
+    let app = spawn_webhook_app(pool.clone(), true).await;
+    let receiver = Receiver::start(vec![]).await;
+    let org = app.organization("Hooks").await;
+    let token = webhook_token(&app, org.id).await;
+    let endpoint = create_endpoint(&app, &token, &receiver.url, &REFUND_EVENTS).await;
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+    // Another organization's endpoint hears nothing of it.
+    let other = app.organization("Other").await;
+    let other_receiver = Receiver::start(vec![]).await;
+    let other_token = webhook_token(&app, other.id).await;
+    create_endpoint(&app, &other_token, &other_receiver.url, &REFUND_EVENTS).await;
+
+    let order_id = app.order(org.id, 1000, 250).await;
+    let refund = app.refund(&token, order_id, 400).await;
+
+    let received = receiver.wait_for(3).await;
+    let types: Vec<String> = received
+        .iter()
+        .map(|delivery| delivery.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(types, REFUND_EVENTS);
+    for delivery in &received {
+        assert_eq!(delivery.header("user-agent"), "polar.sh webhooks");
+        assert_eq!(delivery.header("content-type"), "application/json");
+        let signatures: Vec<&str> = delivery.header("webhook-signature").split(' ').collect();
+        assert_eq!(signatures.len(), 2);
+        assert!(
+            signatures
+                .iter()
+                .all(|signature| signature.starts_with("v1,"))
+        );
+        // Both schemes verify: Standard Webhooks' decoded key and Polar's UTF-8 key.
+        verifier(&secret)
+            .verify(&delivery.body, &delivery.headers)
+            .expect("Standard Webhooks signature");
+        legacy_verifier(&secret)
+            .verify(&delivery.body, &delivery.headers)
+            .expect("Polar's original signature");
+        let text = std::str::from_utf8(&delivery.body).unwrap();
+        assert!(text.starts_with(r#"{"type":""#), "{text}");
+        assert!(!text.contains(": "), "compact JSON: {text}");
+        let keys: Vec<String> = delivery
+            .json()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(keys, ["type", "timestamp", "api_version", "data"]);
+        assert_eq!(delivery.json()["api_version"], "2026-04");
+    }
+    assert_eq!(received[0].json()["data"], refund);
+    let order = &received[1].json()["data"];
+    assert_eq!(order["id"], json!(order_id));
+    assert_eq!(order["refunded_amount"], 400);
+    assert_eq!(order["status"], "partially_refunded");
+    assert_eq!(received[2].json()["data"], *order);
+    let ids: Vec<&str> = received
+        .iter()
+        .map(|delivery| delivery.header("webhook-id"))
+        .collect();
+    assert_eq!(
+        ids.iter().collect::<std::collections::HashSet<_>>().len(),
+        3
+    );
+
+    // The deliveries are listed, newest first, with their events.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let deliveries = app
+        .request(Method::GET, "/v1/webhooks/deliveries", Some(&token), None)
+        .await;
+    assert_eq!(deliveries.status, StatusCode::OK, "{}", deliveries.text);
+    let deliveries = deliveries.json();
+    assert_eq!(deliveries["pagination"]["total_count"], 3);
+    let first = &deliveries["items"][0];
+    assert_eq!(first["succeeded"], true);
+    assert_eq!(first["http_code"], 200);
+    assert_eq!(first["response"], "thanks");
+    assert_eq!(first["webhook_event"]["succeeded"], true);
+    assert_eq!(first["webhook_event"]["skipped"], false);
+    assert_eq!(first["webhook_event"]["is_archived"], false);
+    let payloads: Vec<&str> = deliveries["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["webhook_event"]["payload"].as_str().unwrap())
+        .collect();
+    for delivery in &received {
+        assert!(payloads.contains(&std::str::from_utf8(&delivery.body).unwrap()));
+    }
+    let refunded_only = app
+        .request(
+            Method::GET,
+            "/v1/webhooks/deliveries?event_type=order.refunded&http_code_class=2xx&succeeded=true",
+            Some(&token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(refunded_only["pagination"]["total_count"], 1);
+    assert!(other_receiver.received().is_empty());
+
+    // A redelivery sends the same event again, with the same id and bytes.
+    let event_id = received[0].header("webhook-id").to_owned();
+    let redeliver = app
+        .request(
+            Method::POST,
+            &format!("/v1/webhooks/events/{event_id}/redeliver"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(redeliver.status, StatusCode::ACCEPTED);
+    assert_eq!(redeliver.text, "null");
+    let again = receiver.wait_for(4).await;
+    assert_eq!(again[3].header("webhook-id"), event_id);
+    assert_eq!(again[3].body, received[0].body);
+    let unknown = app
+        .request(
+            Method::POST,
+            &format!("/v1/webhooks/events/{}/redeliver", Uuid::new_v4()),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn signatures_refuse_a_tampered_body_a_wrong_secret_and_a_stale_timestamp(pool: PgPool) {
+    let app = spawn_webhook_app(pool, true).await;
+    let receiver = Receiver::start(vec![]).await;
+    let org = app.organization("Hooks").await;
+    let token = webhook_token(&app, org.id).await;
+    let endpoint = create_endpoint(&app, &token, &receiver.url, &["refund.created"]).await;
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+    let order_id = app.order(org.id, 1000, 0).await;
+    app.refund(&token, order_id, 100).await;
+    let delivery = receiver.wait_for(1).await.remove(0);
+    verifier(&secret)
+        .verify(&delivery.body, &delivery.headers)
+        .expect("the delivery verifies");
+
+    let mut tampered = delivery.body.clone();
+    let last = tampered.len() - 2;
+    tampered[last] ^= 1;
+    assert!(
+        verifier(&secret)
+            .verify(&tampered, &delivery.headers)
+            .is_err()
+    );
+    assert!(
+        legacy_verifier(&secret)
+            .verify(&tampered, &delivery.headers)
+            .is_err()
+    );
+
+    let wrong = refunds_server::webhooks::signing::generate_secret();
+    assert!(
+        verifier(&wrong)
+            .verify(&delivery.body, &delivery.headers)
+            .is_err()
+    );
+    assert!(
+        legacy_verifier(&wrong)
+            .verify(&delivery.body, &delivery.headers)
+            .is_err()
+    );
+
+    // Signed correctly, but an hour ago.
+    let id = delivery.header("webhook-id");
+    let stale = chrono::Utc::now().timestamp() - 3600;
+    let mut headers = delivery.headers.clone();
+    headers.insert("webhook-timestamp", stale.to_string().parse().unwrap());
+    let signature =
+        refunds_server::webhooks::signing::signature_header(&secret, id, stale, &delivery.body);
+    headers.insert("webhook-signature", signature.parse().unwrap());
+    assert!(verifier(&secret).verify(&delivery.body, &headers).is_err());
+    assert!(
+        legacy_verifier(&secret)
+            .verify(&delivery.body, &headers)
+            .is_err()
+    );
+}
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn failed_deliveries_are_retried_until_the_receiver_recovers(pool: PgPool) {
+    let app = spawn_webhook_app(pool, true).await;
+    let receiver = Receiver::start(vec![500, 503, 302]).await;
+    let org = app.organization("Hooks").await;
+    let token = webhook_token(&app, org.id).await;
+    create_endpoint(&app, &token, &receiver.url, &["refund.created"]).await;
+    let order_id = app.order(org.id, 1000, 0).await;
+    app.refund(&token, order_id, 100).await;
+    let received = receiver.wait_for(4).await;
+    let ids: Vec<&str> = received
+        .iter()
+        .map(|delivery| delivery.header("webhook-id"))
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert!(
+        received
+            .iter()
+            .all(|delivery| delivery.body == received[0].body)
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let deliveries = app
+        .request(Method::GET, "/v1/webhooks/deliveries", Some(&token), None)
+        .await
+        .json();
+    let codes: Vec<&Value> = deliveries["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| &item["http_code"])
+        .collect();
+    // Newest first; a redirect is not followed and counts as a failure.
+    assert_eq!(codes, [&json!(200), &json!(302), &json!(503), &json!(500)]);
+    assert_eq!(deliveries["items"][0]["webhook_event"]["succeeded"], true);
+    assert_eq!(deliveries["items"][3]["succeeded"], false);
+    let failed = app
+        .request(
+            Method::GET,
+            "/v1/webhooks/deliveries?succeeded=false&http_code_class=5xx",
+            Some(&token),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(failed["pagination"]["total_count"], 2);
+}
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn an_endpoint_is_disabled_after_ten_events_failed_in_a_row(pool: PgPool) {
+    let app = spawn_webhook_app(pool.clone(), true).await;
+    let receiver = Receiver::start(vec![500; 1000]).await;
+    let org = app.organization("Hooks").await;
+    let token = webhook_token(&app, org.id).await;
+    let endpoint = create_endpoint(&app, &token, &receiver.url, &["refund.created"]).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
+    let order_id = app.order(org.id, 100_000, 0).await;
+    for _ in 0..10 {
+        app.refund(&token, order_id, 10).await;
+    }
+    let mut disabled = false;
+    for _ in 0..600 {
+        let endpoint = app
+            .request(
+                Method::GET,
+                &format!("/v1/webhooks/endpoints/{endpoint_id}"),
+                Some(&token),
+                None,
+            )
+            .await
+            .json();
+        if endpoint["enabled"] == false {
+            disabled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(disabled, "the endpoint is disabled");
+    // Every event was tried ten times, then failed for good.
+    let states: Vec<(String, i32)> =
+        sqlx::query_as("SELECT state, attempts FROM webhook_events ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(states, vec![("failed".to_owned(), 10); 10]);
+    assert_eq!(receiver.received().len(), 100);
+    // A disabled endpoint gets no new events.
+    app.refund(&token, order_id, 10).await;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 10);
+}
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn delivery_refuses_private_addresses_when_they_are_not_allowed(pool: PgPool) {
+    // The endpoint was saved while private URLs were allowed; the worker no longer allows
+    // them, so it calls nothing and records why.
+    let app = spawn_webhook_app(pool, false).await;
+    let receiver = Receiver::start(vec![]).await;
+    let org = app.organization("Hooks").await;
+    let token = webhook_token(&app, org.id).await;
+    create_endpoint(&app, &token, &receiver.url, &["refund.created"]).await;
+    let order_id = app.order(org.id, 1000, 0).await;
+    app.refund(&token, order_id, 100).await;
+    let mut deliveries = Value::Null;
+    for _ in 0..100 {
+        deliveries = app
+            .request(Method::GET, "/v1/webhooks/deliveries", Some(&token), None)
+            .await
+            .json();
+        if deliveries["pagination"]["total_count"].as_i64() > Some(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = &deliveries["items"][0];
+    assert_eq!(first["succeeded"], false);
+    assert_eq!(first["http_code"], Value::Null);
+    assert!(
+        first["response"].as_str().unwrap().contains("https"),
+        "{first}"
+    );
+    assert!(receiver.received().is_empty());
+}
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_refused_or_rolled_back_refund_emits_nothing(pool: PgPool) {
+    let app = spawn_webhook_app(pool.clone(), true).await;
+    let receiver = Receiver::start(vec![]).await;
+    let org = app.organization("Hooks").await;
+    let token = webhook_token(&app, org.id).await;
+    create_endpoint(&app, &token, &receiver.url, &REFUND_EVENTS).await;
+    let order_id = app.order(org.id, 1000, 0).await;
+
+    let over = app
+        .create_refund(
+            &token,
+            json!({"order_id": order_id, "reason": "customer_request", "amount": 5000}),
+        )
+        .await;
+    assert_eq!(over.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // A refund recorded (with its events) in a transaction that rolls back.
+    let mut tx = pool.begin().await.unwrap();
+    let order = refunds_server::orders::repo::lock_for_refund(&mut tx, order_id, &[org.id])
+        .await
+        .unwrap()
+        .unwrap();
+    let record = refunds_server::refunds::service::RefundRecord {
+        id: Uuid::new_v4(),
+        status: refunds_server::domain::RefundStatus::Succeeded,
+        reason: refunds_server::domain::RefundReason::CustomerRequest,
+        split: order.amounts.split(100).unwrap(),
+        subscription_id: None,
+        payment_id: order.payment_id.unwrap(),
+        dispute: None,
+        comment: None,
+        processor: "sandbox",
+        processor_id: None,
+        revoke_benefits: false,
+        metadata: Default::default(),
+        failure_reason: None,
+        awaiting: None,
+    };
+    refunds_server::refunds::service::record_refund(&mut tx, &order, record)
+        .await
+        .unwrap();
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_events")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(
+        written, 3,
+        "the events are written in the refund's transaction"
+    );
+    tx.rollback().await.unwrap();
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+    assert!(receiver.received().is_empty());
+}
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_dispute_refund_emits_the_same_events(pool: PgPool) {
+    let app = spawn_webhook_app(pool, true).await;
+    let receiver = Receiver::start(vec![]).await;
+    let org = app.organization("Hooks").await;
+    let token = webhook_token(&app, org.id).await;
+    create_endpoint(&app, &token, &receiver.url, &REFUND_EVENTS).await;
+    let order_id = app.order(org.id, 1000, 250).await;
+    app.dispute(
+        order_id,
+        refunds_server::domain::DisputeStatus::Prevented,
+        None,
+        None,
+    )
+    .await;
+    let received = receiver.wait_for(3).await;
+    let types: Vec<String> = received
+        .iter()
+        .map(|delivery| delivery.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(types, REFUND_EVENTS);
+    assert_eq!(received[0].json()["data"]["reason"], "dispute_prevention");
+    assert_eq!(received[1].json()["data"]["status"], "refunded");
+}
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_refund_settled_after_the_create_sends_refund_updated(pool: PgPool) {
+    let mut state = AppState::new(pool);
+    state.processor = Arc::new(OutsideProcessor);
+    let app = spawn_webhook_app_with(state, true).await;
+    let receiver = Receiver::start(vec![]).await;
+    let org = app.organization("Hooks").await;
+    let token = webhook_token(&app, org.id).await;
+    create_endpoint(
+        &app,
+        &token,
+        &receiver.url,
+        &[
+            "refund.created",
+            "refund.updated",
+            "order.updated",
+            "order.refunded",
+        ],
+    )
+    .await;
+    let order_id = app.order(org.id, 1000, 0).await;
+    let settled = app.refund(&token, order_id, 100).await;
+    assert_eq!(settled["status"], "succeeded");
+    let received = receiver.wait_for(4).await;
+    let seen: Vec<(String, Value)> = received
+        .iter()
+        .map(|delivery| {
+            let body = delivery.json();
+            (
+                body["type"].as_str().unwrap().to_owned(),
+                body["data"]["status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("refund.created".to_owned(), json!("pending")),
+            ("refund.updated".to_owned(), json!("succeeded")),
+            ("order.updated".to_owned(), json!("partially_refunded")),
+            ("order.refunded".to_owned(), json!("partially_refunded")),
+        ]
+    );
+    assert_eq!(received[1].json()["data"], settled);
+
+    // A refund the processor refuses: created pending, then moved to failed; the order
+    // Polar shows does not change.
+    app.create_refund(
+        &token,
+        json!({"order_id": order_id, "reason": "customer_request", "amount": 7}),
+    )
+    .await;
+    let received = receiver.wait_for(6).await;
+    let later: Vec<(String, Value)> = received[4..]
+        .iter()
+        .map(|delivery| {
+            let body = delivery.json();
+            (
+                body["type"].as_str().unwrap().to_owned(),
+                body["data"]["status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        later,
+        [
+            ("refund.created".to_owned(), json!("pending")),
+            ("refund.updated".to_owned(), json!("failed")),
+        ]
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 6);
+}
