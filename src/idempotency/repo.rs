@@ -145,14 +145,16 @@ pub async fn complete(
 pub async fn complete_unanswered(
     conn: &mut PgConnection,
     refund_id: Uuid,
+    route: &str,
     answer: &StoredAnswer,
 ) -> Result<()> {
     sqlx::query!(
         "UPDATE idempotency_keys SET response_status = $2, response_body = $3
-         WHERE refund_id = $1 AND response_status IS NULL",
+         WHERE refund_id = $1 AND route = $4 AND response_status IS NULL",
         refund_id,
         answer.status as i16,
         answer.body,
+        route,
     )
     .execute(conn)
     .await?;

@@ -117,7 +117,7 @@ async fn create_refund(
     let keyed = key.map(|key| {
         let amount_input = amount_input.clone();
         Keyed {
-            request: KeyedRequest::new(&principal, key, "POST", "/v1/refunds/", &body.bytes),
+            request: KeyedRequest::new(&principal, key, "POST", service::CREATE_ROUTE, &body.bytes),
             answer: Arc::new(move |created: &Result<Refund, Error>| {
                 kept_answer(created, &amount_input)
             }),

@@ -115,8 +115,7 @@ async fn settle_without_processor_id(
 ) -> Result<()> {
     let mut tx = state.pool.begin().await?;
     let refund = move_refund(&mut tx, refund_id, change).await?;
-    let answer = super::service::created_answer(&refund)?;
-    crate::idempotency::repo::complete_unanswered(&mut tx, refund_id, &answer).await?;
+    super::service::complete_cut_off_key(&mut tx, &refund).await?;
     tx.commit().await?;
     Ok(())
 }

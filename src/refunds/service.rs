@@ -427,16 +427,22 @@ pub async fn record_processor_answer(
     Ok(refund)
 }
 
+/// The route of Polar's create, as its idempotency keys are bound to it.
+pub const CREATE_ROUTE: &str = "/v1/refunds/";
+
 /// The answer a create of `refund` gives on Polar's route: 201 and the refund.
-pub fn created_answer(refund: &Refund) -> Result<StoredAnswer> {
+fn created_answer(refund: &Refund) -> Result<StoredAnswer> {
     let body = serde_json::to_vec(refund)
         .map_err(|error| Error::Corrupt(format!("refund does not serialize: {error}")))?;
     Ok(StoredAnswer { status: 201, body })
 }
 
-async fn complete_cut_off_key(conn: &mut PgConnection, refund: &Refund) -> Result<()> {
+/// Gives a key of Polar's route whose create was cut off before it could answer the answer
+/// it would have given. Another surface's keys keep waiting: their answers are shaped by
+/// that surface.
+pub(super) async fn complete_cut_off_key(conn: &mut PgConnection, refund: &Refund) -> Result<()> {
     let answer = created_answer(refund)?;
-    idempotency::repo::complete_unanswered(conn, refund.id, &answer).await
+    idempotency::repo::complete_unanswered(conn, refund.id, CREATE_ROUTE, &answer).await
 }
 
 /// Writes a locked order's counters, and the status that follows them, when a move changed
