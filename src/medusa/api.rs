@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -18,7 +18,7 @@ use super::model::{ErrorBody, MedusaReason, MedusaRefund, PaymentRefundBody, Ref
 use super::service;
 use crate::auth::{Principal, REFUNDS_WRITE};
 use crate::domain::{Error, RefundStatus};
-use crate::http::extract::{PathId, RawBody};
+use crate::http::extract::RawBody;
 use crate::idempotency::{self, KeyedRequest, StoredAnswer};
 use crate::polar::ApiError;
 use crate::refunds::model::Refund;
@@ -112,28 +112,32 @@ impl FromRequestParts<AppState> for MedusaWriter {
 async fn refund_payment(
     State(state): State<AppState>,
     MedusaWriter(principal): MedusaWriter,
-    PathId(id): PathId,
+    uri: Uri,
     headers: HeaderMap,
     body: Result<RawBody, ApiError>,
 ) -> Result<Response, MedusaError> {
+    // The id as sent (`/admin/payments/{id}/refund`), not percent-decoded: a UUID needs no
+    // decoding, and any other names no payment, even one that does not decode.
+    let id = uri.path().split('/').nth(3).unwrap_or_default().to_owned();
     let body = body.map_err(|_| MedusaError::PayloadTooLarge)?;
     let key = idempotency_key(&headers)?;
     let refund = parse_payment_refund(body.content_type.as_deref(), &body.bytes)
         .map_err(MedusaError::InvalidData)?;
     // Medusa's ids are any string: one that is not ours names no payment.
     let payment_id = Uuid::parse_str(&id).map_err(|_| MedusaError::not_found(&id))?;
-    let keyed = key.clone().map(|key| {
+    let answer = Arc::new(Answer {
+        payment_id,
+        payment: id.clone(),
+        reason: refund.reason,
+        note: refund.note.clone(),
+        idempotency_key: key.clone(),
+    });
+    let keyed = key.map(|key| {
         let route = format!("/admin/payments/{payment_id}/refund");
-        let answer = Answer {
-            payment_id,
-            payment: id.clone(),
-            reason: refund.reason,
-            note: refund.note.clone(),
-            idempotency_key: Some(key.clone()),
-        };
+        let kept = Arc::clone(&answer);
         Keyed {
             request: KeyedRequest::new(&principal, key, "POST", route, &body.bytes),
-            answer: Arc::new(move |created: &Result<Refund, Error>| answer.kept(created)),
+            answer: Arc::new(move |created: &Result<Refund, Error>| kept.kept(created)),
         }
     });
     let created = service::refund_payment(&state, &principal, payment_id, &refund, keyed).await;
@@ -143,13 +147,6 @@ async fn refund_payment(
         Err(error) => error.kind(),
     };
     metrics::counter!("refunds_created_total", "outcome" => outcome).increment(1);
-    let answer = Answer {
-        payment_id,
-        payment: id.clone(),
-        reason: refund.reason,
-        note: refund.note,
-        idempotency_key: key,
-    };
     match created {
         Ok(Created::Fresh(refund)) => Ok(Json(answer.refund(&refund)?).into_response()),
         Ok(Created::Replayed(kept)) => Ok(replay(kept)),

@@ -385,6 +385,8 @@ async fn unknown_and_foreign_payments_are_not_found(pool: PgPool) {
         foreign.payment_id.to_string(),
         unknown,
         "pay_01G8ZCC5W42ZNY842124G7P5R9".to_owned(),
+        // not percent-decodable: named as sent
+        "%FF".to_owned(),
     ] {
         let response = refund_payment(
             &app,
