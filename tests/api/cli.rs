@@ -589,6 +589,7 @@ fn docker_compose_and_dockerfile_run_what_the_binary_offers() {
         .lines()
         .skip(1)
         .take_while(|line| line.starts_with("      "))
+        .filter(|line| !line.trim_start().starts_with('#'))
         .filter_map(|line| line.trim().split_once(':').map(|(key, _)| key))
         .collect();
     assert!(variables.contains(&"DATABASE_URL") && variables.contains(&"REFUNDS_ADMIN_TOKEN"));

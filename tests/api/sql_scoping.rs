@@ -151,7 +151,7 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "the sandbox's settling of pending refunds",
     ),
     (
-        "WHERE refund_id = $1 AND response_status IS NULL",
+        "WHERE refund_id = $1 AND route = $4 AND response_status IS NULL",
         "idempotency_keys",
         "recovery completes the cut-off key of a refund it settled, found by the refund",
     ),
