@@ -40,6 +40,7 @@ pub const SCENARIOS: &[&str] = &[
     "isolation",
     "idempotency",
     "replica",
+    "webhooks",
 ];
 
 #[derive(Debug, Parser)]
@@ -47,7 +48,7 @@ pub const SCENARIOS: &[&str] = &[
     name = "refunds-reliability",
     about = "Reliability suite of refunds-server: races, several instances, crashes, \
              database restarts, graceful shutdown, rolling restarts, hostile input, tenant \
-             isolation, idempotency keys and a streaming read replica, each followed by an \
+             isolation, idempotency keys, a streaming read replica and webhook deliveries, each followed by an \
              SQL check of the money invariant."
 )]
 struct Cli {
@@ -55,7 +56,7 @@ struct Cli {
     #[arg(long)]
     full: bool,
     /// Run only this scenario (repeat for several): race, instances, crash, db-restart,
-    /// shutdown, rolling-restart, bad-input, isolation, idempotency, replica.
+    /// shutdown, rolling-restart, bad-input, isolation, idempotency, replica, webhooks.
     #[arg(long = "only", value_name = "NAME")]
     only: Vec<String>,
     /// Let the db-restart scenario restart PostgreSQL (also when CI=true, or when the file
@@ -179,6 +180,7 @@ impl Ctx {
             // Scenarios that stop servers without testing the lame-duck phase skip it.
             shutdown_delay_ms: 0,
             read_replica: None,
+            env: Vec::new(),
         }
     }
 
@@ -234,7 +236,7 @@ fn scenario_timeout(name: &str, full: bool) -> Duration {
     let base = match name {
         "race" | "instances" => 180,
         "db-restart" => 240,
-        "crash" => 180,
+        "crash" | "webhooks" => 180,
         _ => 150,
     };
     Duration::from_secs(if full { base * 5 } else { base })
@@ -254,6 +256,7 @@ async fn run_scenario(ctx: &Ctx, name: &'static str) -> Report {
             "bad-input" => scenarios::bad_input::run(ctx, &mut report).await,
             "isolation" => scenarios::isolation::run(ctx, &mut report).await,
             "idempotency" => scenarios::idempotency::run(ctx, &mut report).await,
+            "webhooks" => scenarios::webhooks::run(ctx, &mut report).await,
             other => Err(anyhow::anyhow!("unknown scenario {other}")),
         }
     };

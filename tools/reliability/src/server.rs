@@ -19,6 +19,8 @@ pub struct ServerOptions {
     pub shutdown_delay_ms: u64,
     /// `REFUNDS_DATABASE_READ_URL`, and `REFUNDS_READ_MAX_LAG_MS`.
     pub read_replica: Option<(String, u64)>,
+    /// Further settings, as environment variables.
+    pub env: Vec<(&'static str, String)>,
 }
 
 /// Starts `refunds-server serve` with `options`; its output is appended to `log`.
@@ -30,6 +32,9 @@ pub async fn start(binary: &Path, log: PathBuf, options: &ServerOptions) -> Resu
             .env("REFUNDS_READ_MAX_LAG_MS", max_lag_ms.to_string()),
         None => command.env_remove("REFUNDS_DATABASE_READ_URL"),
     };
+    for (key, value) in &options.env {
+        command = command.env(key, value);
+    }
     command
         .env("DATABASE_URL", &options.database_url)
         .env("REFUNDS_ADMIN_TOKEN", &options.admin_token)

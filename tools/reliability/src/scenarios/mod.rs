@@ -8,3 +8,4 @@ pub mod race;
 pub mod replica;
 pub mod rolling;
 pub mod shutdown;
+pub mod webhooks;
