@@ -18,8 +18,8 @@ use crate::auth::extract::{WebhooksRead, WebhooksWrite};
 use crate::http::extract::{PathId, RawBody};
 use crate::polar::parse::path_uuid4;
 use crate::polar::schema::{
-    AuthFailure, HttpValidationError, OAuth2Error, ResourceNotFound, limit, nullable_date_time,
-    optional_bool, page, string_filter, uuid4_filter, uuid4_schema,
+    AuthFailure, DetailOnly, HttpValidationError, OAuth2Error, ResourceNotFound, limit,
+    nullable_date_time, optional_bool, page, string_filter, uuid4_filter, uuid4_schema,
 };
 use crate::polar::{ApiError, ApiResult};
 use crate::state::{AppState, Reader};
@@ -177,6 +177,7 @@ async fn list_endpoints(
     security(("pat" = ["webhooks:write"]), ("oat" = ["webhooks:write"])),
     responses(
         (status = 201, description = "Webhook endpoint created.", body = WebhookEndpoint),
+        (status = 400, description = "The body is not UTF-8.", body = DetailOnly),
         (status = 401, description = "Missing or invalid token.", body = AuthFailure),
         (status = 403, description = "The token lacks `webhooks:write`.", body = OAuth2Error),
         (status = 422, description = "Validation Error: a URL that is not `https` or points to a private address, an unknown event type or format, a `discord` or `slack` format (not supported), or an organization the token cannot name.", body = HttpValidationError),
@@ -240,6 +241,7 @@ async fn get_endpoint(
     security(("pat" = ["webhooks:write"]), ("oat" = ["webhooks:write"])),
     responses(
         (status = 200, description = "Webhook endpoint updated.", body = WebhookEndpoint),
+        (status = 400, description = "The body is not UTF-8.", body = DetailOnly),
         (status = 401, description = "Missing or invalid token.", body = AuthFailure),
         (status = 403, description = "The token lacks `webhooks:write`.", body = OAuth2Error),
         (status = 404, description = "Webhook endpoint not found.", body = ResourceNotFound),

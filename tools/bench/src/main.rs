@@ -13,6 +13,7 @@ mod list;
 mod load;
 mod pgbench;
 mod server;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -42,6 +43,10 @@ const TARGET_KEYED_RATIO: f64 = 0.85;
 const TARGET_LIST_RATIO: f64 = 3.0;
 const TARGET_PEAK_RSS_MIB: f64 = 64.0;
 const TARGET_START_MS: f64 = 500.0;
+/// One subscribed webhook endpoint may cost at most 10 % of the create throughput.
+const TARGET_SUBSCRIBED_RATIO: f64 = 0.9;
+const TARGET_DELIVERIES_PER_S: f64 = 1000.0;
+const TARGET_DELIVERY_P99_MS: f64 = 100.0;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -319,6 +324,8 @@ fn load_average() -> String {
 struct Fixture {
     create_org: Uuid,
     create_token: HeaderValue,
+    /// The create organization's token that manages its webhook endpoints.
+    webhook_token: HeaderValue,
     token_hash_hex: String,
     orders: Arc<Vec<Uuid>>,
     list_orgs: Vec<ListOrg>,
@@ -379,12 +386,21 @@ async fn create_organization(client: &mut Client, admin: &HeaderValue, name: &st
 }
 
 async fn create_token(client: &mut Client, admin: &HeaderValue, org: Uuid) -> Result<String> {
+    create_token_with(client, admin, org, &["refunds:read", "refunds:write"]).await
+}
+
+async fn create_token_with(
+    client: &mut Client,
+    admin: &HeaderValue,
+    org: Uuid,
+    scopes: &[&str],
+) -> Result<String> {
     let token = client
         .json(
             Method::POST,
             &format!("/admin/organizations/{org}/access-tokens"),
             Some(admin),
-            Some(json!({ "scopes": ["refunds:read", "refunds:write"] })),
+            Some(json!({ "scopes": scopes })),
             StatusCode::CREATED,
         )
         .await?;
@@ -458,6 +474,13 @@ async fn set_up(
             .push(create_organization(&mut client, &admin, &format!("Bench list {size}")).await?);
     }
     let create_token_text = create_token(&mut client, &admin, create_org).await?;
+    let webhook_token = create_token_with(
+        &mut client,
+        &admin,
+        create_org,
+        &["webhooks:read", "webhooks:write"],
+    )
+    .await?;
     let mut list_tokens = Vec::new();
     for org in &list_org_ids {
         list_tokens.push(create_token(&mut client, &admin, *org).await?);
@@ -519,7 +542,8 @@ async fn set_up(
         );
     }
     let token_hash_hex: String = sqlx::query_scalar(
-        "SELECT encode(token_hash, 'hex') FROM access_tokens WHERE organization_id = $1",
+        "SELECT encode(token_hash, 'hex') FROM access_tokens \
+         WHERE organization_id = $1 AND 'refunds:write' = ANY(scopes)",
     )
     .bind(create_org)
     .fetch_one(&mut *database)
@@ -552,6 +576,7 @@ async fn set_up(
     Ok(Fixture {
         create_org,
         create_token: bearer(&create_token_text),
+        webhook_token: bearer(&webhook_token),
         token_hash_hex,
         orders: Arc::new(orders),
         list_orgs,
@@ -560,6 +585,68 @@ async fn set_up(
 
 // ---------------------------------------------------------------------------------------
 // One run
+
+/// One create phase: `clients` clients for the warm-up and the window, with the server's
+/// and PostgreSQL's CPU over the window. Answers the figures and the errors.
+async fn measure_create(
+    settings: &Settings,
+    resources: &Resources,
+    fixture: &Fixture,
+    server: &Server,
+    clients: usize,
+    keyed: bool,
+    label: &str,
+) -> Result<(CreateFigures, u64)> {
+    // Server and PostgreSQL CPU over the measured window only.
+    let cpu_sampler = async {
+        tokio::time::sleep(settings.warmup).await;
+        let before = (
+            server.cpu_time(),
+            cpu::Backends::sample(&resources.database),
+        );
+        tokio::time::sleep(settings.window).await;
+        let backends = cpu::Backends::sample(&resources.database).since(&before.1);
+        Ok::<_, anyhow::Error>((server.cpu_time()?.saturating_sub(before.0?), backends))
+    };
+    let (result, cpu) = tokio::join!(
+        load::create_refunds(
+            server.addr,
+            fixture.create_token.clone(),
+            fixture.orders.clone(),
+            clients,
+            keyed,
+            settings.warmup,
+            settings.window,
+        ),
+        cpu_sampler
+    );
+    let (result, (cpu, pg_cpu)) = (result?, cpu?);
+    let create = CreateFigures {
+        throughput: result.throughput(),
+        latency: Latency::of(&result.latencies),
+        requests: result.completed,
+        cpu_us_per_request: cpu.as_secs_f64() * 1e6 / result.completed.max(1) as f64,
+        pg_cpu_us_per_request: pg_cpu.as_secs_f64() * 1e6 / result.completed.max(1) as f64,
+    };
+    eprintln!(
+        "  create, {clients} clients{}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} requests, {} errors",
+        label,
+        create.throughput,
+        create.latency.p50_ms,
+        create.latency.p99_ms,
+        create.requests,
+        result.errors
+    );
+    if result.errors > 0 {
+        for sample in &result.error_samples {
+            eprintln!("    error: {sample}");
+        }
+    }
+    if result.completed == 0 {
+        bail!("no refund was created with {clients} clients");
+    }
+    Ok((create, result.errors))
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Latency {
@@ -590,6 +677,14 @@ struct RunFigures {
     create: Vec<CreateFigures>,
     /// The first client count again, with an `Idempotency-Key` on every request.
     create_keyed: CreateFigures,
+    /// The first client count again without a webhook endpoint, then with one subscribed to
+    /// the three events a create sends, back to back.
+    create_unsubscribed: CreateFigures,
+    create_subscribed: CreateFigures,
+    /// The deliveries of the subscribed phase: per second, and timestamp to arrival.
+    deliveries_per_s: f64,
+    delivery_latency: Latency,
+    deliveries: u64,
     pgbench_tps: f64,
     pgbench_latency: Latency,
     pgbench_transactions: u64,
@@ -658,60 +753,106 @@ async fn one_run(
         .map(|clients| (*clients, false))
         .chain([(keyed_clients, true)]);
     for (clients, keyed) in phases {
-        // Server and PostgreSQL CPU over the measured window only.
-        let cpu_sampler = async {
-            tokio::time::sleep(settings.warmup).await;
-            let before = (
-                server.cpu_time(),
-                cpu::Backends::sample(&resources.database),
-            );
-            tokio::time::sleep(settings.window).await;
-            let backends = cpu::Backends::sample(&resources.database).since(&before.1);
-            Ok::<_, anyhow::Error>((server.cpu_time()?.saturating_sub(before.0?), backends))
-        };
-        let (result, cpu) = tokio::join!(
-            load::create_refunds(
-                server.addr,
-                fixture.create_token.clone(),
-                fixture.orders.clone(),
-                clients,
-                keyed,
-                settings.warmup,
-                settings.window,
-            ),
-            cpu_sampler
-        );
-        let (result, (cpu, pg_cpu)) = (result?, cpu?);
-        let create = CreateFigures {
-            throughput: result.throughput(),
-            latency: Latency::of(&result.latencies),
-            requests: result.completed,
-            cpu_us_per_request: cpu.as_secs_f64() * 1e6 / result.completed.max(1) as f64,
-            pg_cpu_us_per_request: pg_cpu.as_secs_f64() * 1e6 / result.completed.max(1) as f64,
-        };
-        eprintln!(
-            "  create, {clients} clients{}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} requests, {} errors",
-            if keyed { " with Idempotency-Key" } else { "" },
-            create.throughput,
-            create.latency.p50_ms,
-            create.latency.p99_ms,
-            create.requests,
-            result.errors
-        );
-        if result.errors > 0 {
-            errors += result.errors;
-            for sample in &result.error_samples {
-                eprintln!("    error: {sample}");
-            }
-        }
-        if result.completed == 0 {
-            bail!("no refund was created with {clients} clients");
-        }
+        let label = if keyed { " with Idempotency-Key" } else { "" };
+        let (create, phase_errors) =
+            measure_create(settings, resources, fixture, &server, clients, keyed, label).await?;
+        errors += phase_errors;
         match keyed {
             true => figures.create_keyed = create,
             false => figures.create.push(create),
         }
     }
+
+    // Webhooks: the same load without and then with one endpoint subscribed to the events a
+    // create sends (to a local receiver), back to back so that both meet the same machine.
+    let (create, phase_errors) = measure_create(
+        settings,
+        resources,
+        fixture,
+        &server,
+        keyed_clients,
+        false,
+        " without a webhook endpoint",
+    )
+    .await?;
+    errors += phase_errors;
+    figures.create_unsubscribed = create;
+    let receiver = webhooks::Receiver::start().await?;
+    let mut client = Client::connect(server.addr).await?;
+    let endpoint = client
+        .json(
+            Method::POST,
+            "/v1/webhooks/endpoints",
+            Some(&fixture.webhook_token),
+            Some(json!({"url": receiver.url(), "format": "raw",
+                        "events": ["refund.created", "order.updated", "order.refunded"]})),
+            StatusCode::CREATED,
+        )
+        .await?;
+    let endpoint_id = endpoint["id"].as_str().context("endpoint id")?.to_owned();
+    let (create, phase_errors) = measure_create(
+        settings,
+        resources,
+        fixture,
+        &server,
+        keyed_clients,
+        false,
+        " with a webhook endpoint",
+    )
+    .await?;
+    errors += phase_errors;
+    figures.create_subscribed = create;
+    // The deliveries still queued when the load stops count too: wait for the queue to empty.
+    let mut database = PgConnection::connect(&resources.database_url).await?;
+    let drain_started = Instant::now();
+    loop {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM webhook_events WHERE state = 'pending'")
+                .fetch_one(&mut database)
+                .await?;
+        if pending == 0 {
+            break;
+        }
+        if drain_started.elapsed() > Duration::from_secs(120) {
+            bail!("{pending} webhook events still pending 120 s after the load");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let failed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM webhook_events WHERE state <> 'succeeded'")
+            .fetch_one(&mut database)
+            .await?;
+    if failed > 0 {
+        bail!("{failed} webhook events were not delivered");
+    }
+    let deliveries = receiver.take();
+    figures.deliveries = deliveries.arrivals;
+    figures.deliveries_per_s = deliveries.per_second();
+    figures.delivery_latency = Latency::of(&deliveries.latencies);
+    eprintln!(
+        "  webhooks: {} deliveries at {:.0}/s, event to arrival p50 {:.2} ms, p99 {:.2} ms",
+        deliveries.arrivals,
+        figures.deliveries_per_s,
+        figures.delivery_latency.p50_ms,
+        figures.delivery_latency.p99_ms
+    );
+    client
+        .send(
+            Method::DELETE,
+            &format!("/v1/webhooks/endpoints/{endpoint_id}"),
+            Some(&fixture.webhook_token),
+            None,
+        )
+        .await?;
+    sqlx::query("DELETE FROM webhook_deliveries")
+        .execute(&mut database)
+        .await?;
+    sqlx::query("DELETE FROM webhook_events")
+        .execute(&mut database)
+        .await?;
+    database.close().await?;
+    drop(client);
+
     figures.peak_rss = server.peak_rss()? as f64 / MIB;
     eprintln!(
         "  peak RSS under the create load: {:.1} MiB",
@@ -1075,6 +1216,59 @@ fn print_report(settings: &Settings, machine: &Machine, load_at_start: &str, run
         "",
         format!(">= {TARGET_KEYED_RATIO}"),
         verdict(ratio >= TARGET_KEYED_RATIO)
+    );
+    let subscribed = m(&|r| r.create_subscribed.throughput);
+    let unsubscribed = m(&|r| r.create_unsubscribed.throughput);
+    for (label, pick) in [
+        ("without a webhook endpoint", false),
+        ("with one subscribed", true),
+    ] {
+        let figures = |r: &RunFigures| match pick {
+            true => r.create_subscribed.clone(),
+            false => r.create_unsubscribed.clone(),
+        };
+        println!(
+            "{:<44} {:>10.0} {:>10.2} {:>10.2}   {:<28} {:>6}",
+            format!(
+                "create, {} clients, {label} (req/s)",
+                settings.client_counts[0]
+            ),
+            m(&|r| figures(r).throughput),
+            m(&|r| figures(r).latency.p50_ms),
+            m(&|r| figures(r).latency.p99_ms),
+            "",
+            ""
+        );
+    }
+    let ratio = subscribed / unsubscribed;
+    println!(
+        "{:<44} {:>10.2} {:>10} {:>10}   {:<28} {:>6}",
+        "  throughput with / without an endpoint",
+        ratio,
+        "",
+        "",
+        format!(">= {TARGET_SUBSCRIBED_RATIO}"),
+        verdict(ratio >= TARGET_SUBSCRIBED_RATIO)
+    );
+    let per_second = m(&|r| r.deliveries_per_s);
+    println!(
+        "{:<44} {:>10.0} {:>10} {:>10}   {:<28} {:>6}",
+        "webhook deliveries (events/s)",
+        per_second,
+        "",
+        "",
+        format!(">= {TARGET_DELIVERIES_PER_S}"),
+        verdict(per_second >= TARGET_DELIVERIES_PER_S)
+    );
+    let p99 = m(&|r| r.delivery_latency.p99_ms);
+    println!(
+        "{:<44} {:>10} {:>10.2} {:>10.2}   {:<28} {:>6}",
+        "  commit to receipt (ms)",
+        "",
+        m(&|r| r.delivery_latency.p50_ms),
+        p99,
+        format!("p99 < {TARGET_DELIVERY_P99_MS}"),
+        verdict(p99 < TARGET_DELIVERY_P99_MS)
     );
     let first = 0;
     let last = settings.list_sizes.len() - 1;

@@ -41,6 +41,7 @@ pub const SCENARIOS: &[&str] = &[
     "idempotency",
     "replica",
     "stripe",
+    "webhooks",
 ];
 
 #[derive(Debug, Parser)]
@@ -48,8 +49,8 @@ pub const SCENARIOS: &[&str] = &[
     name = "refunds-reliability",
     about = "Reliability suite of refunds-server: races, several instances, crashes, \
              database restarts, graceful shutdown, rolling restarts, hostile input, tenant \
-             isolation, idempotency keys, a streaming read replica and Stripe-backed refunds \
-             through crashes, each followed by an \
+             isolation, idempotency keys, a streaming read replica, Stripe-backed refunds \
+             through crashes and webhook deliveries, each followed by an \
              SQL check of the money invariant."
 )]
 struct Cli {
@@ -57,7 +58,8 @@ struct Cli {
     #[arg(long)]
     full: bool,
     /// Run only this scenario (repeat for several): race, instances, crash, db-restart,
-    /// shutdown, rolling-restart, bad-input, isolation, idempotency, replica, stripe.
+    /// shutdown, rolling-restart, bad-input, isolation, idempotency, replica, stripe,
+    /// webhooks.
     #[arg(long = "only", value_name = "NAME")]
     only: Vec<String>,
     /// Let the db-restart scenario restart PostgreSQL (also when CI=true, or when the file
@@ -237,7 +239,7 @@ fn scenario_timeout(name: &str, full: bool) -> Duration {
     let base = match name {
         "race" | "instances" => 180,
         "db-restart" => 240,
-        "crash" => 180,
+        "crash" | "webhooks" => 180,
         _ => 150,
     };
     Duration::from_secs(if full { base * 5 } else { base })
@@ -258,6 +260,7 @@ async fn run_scenario(ctx: &Ctx, name: &'static str) -> Report {
             "isolation" => scenarios::isolation::run(ctx, &mut report).await,
             "idempotency" => scenarios::idempotency::run(ctx, &mut report).await,
             "stripe" => scenarios::stripe::run(ctx, &mut report).await,
+            "webhooks" => scenarios::webhooks::run(ctx, &mut report).await,
             other => Err(anyhow::anyhow!("unknown scenario {other}")),
         }
     };

@@ -9,3 +9,4 @@ pub mod replica;
 pub mod rolling;
 pub mod shutdown;
 pub mod stripe;
+pub mod webhooks;
