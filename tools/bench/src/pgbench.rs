@@ -60,7 +60,7 @@ INSERT INTO refunds (id, organization_id, order_id, customer_id, subscription_id
                      comment, processor, processor_id, revoke_benefits, metadata)
 VALUES (gen_random_uuid(), :organization_id, :id, :customer_id, NULLIF(:subscription_id, '')::uuid,
         :payment_id, NULL, 'succeeded', 'customer_request', :amount, :tax, :currency,
-        NULL, 'sandbox', :processor_id, false, '{}')
+        NULL, 'sandbox', 'sandbox_re_' || md5(random()::text), false, '{}')
 RETURNING created_at;
 UPDATE orders
 SET refunded_amount = :refunded, refunded_tax_amount = :refunded_tax,
@@ -123,12 +123,9 @@ pub async fn run(params: &PgbenchParams<'_>) -> Result<PgbenchResult> {
             "--define",
             &format!("organization_ids={{{}}}", params.organization_id),
         ])
-        .args(["--define", "new_status=partially_refunded"])
-        .args([
-            "--define",
-            // As long as the server's `sandbox_re_<uuid without dashes>`.
-            "processor_id=sandbox_re_00000000000000000000000000000000",
-        ]);
+        // The processor id is unique per refund (an index says so), as long as the
+        // server's `sandbox_re_<uuid without dashes>`.
+        .args(["--define", "new_status=partially_refunded"]);
     if let Some(prefix) = params.log_prefix {
         command
             .arg("--log")
