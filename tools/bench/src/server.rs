@@ -45,6 +45,8 @@ impl Server {
             .env("REFUNDS_DB_MAX_CONNECTIONS", config.pool_size.to_string())
             .env("REFUNDS_ADMIN_TOKEN", &config.admin_token)
             .env("REFUNDS_LOG_FORMAT", "human")
+            // The webhook phase delivers to a receiver on 127.0.0.1.
+            .env("REFUNDS_WEBHOOK_ALLOW_PRIVATE_URLS", "true")
             .env_remove("REFUNDS_BIND")
             .env_remove("REFUNDS_DEMO")
             .on_line(move |_, line| {
