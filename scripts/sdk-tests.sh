@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The official-client compatibility suites: the four official Polar SDK builds (polar-sdk 1.x
 # and 0.x for Python, @polar-sh/sdk 1.x and 0.x for TypeScript) and Medusa's own JavaScript
-# client (@medusajs/medusa-js 6.x, Medusa v1), each pinned to an exact version, run against a
-# freshly built refunds-server on a free port with a database of its own.
+# client (@medusajs/medusa-js 6.x, Medusa v1), each pinned to an exact version, and Stripe's own
+# Node library signing the Stripe webhooks the server verifies, run against a freshly built
+# refunds-server on a free port with a database of its own.
 #
-#   scripts/sdk-tests.sh            install what is missing, build, run all five suites
+#   scripts/sdk-tests.sh            install what is missing, build, run every suite
 #
 # Environment:
 #   DATABASE_URL          a PostgreSQL URL whose server gets a throw-away database
@@ -193,4 +194,4 @@ if [[ ${#FAILED[@]} -ne 0 ]]; then
     printf 'FAILED: %s\n' "${FAILED[@]}"
     exit 1
 fi
-echo "all five client suites passed"
+echo "every client suite passed"
