@@ -790,6 +790,9 @@ async fn one_run(
         )
         .await?;
     let endpoint_id = endpoint["id"].as_str().context("endpoint id")?.to_owned();
+    // The server closes a connection left idle through the phase: the endpoint is deleted
+    // over a new one.
+    drop(client);
     let (create, phase_errors) = measure_create(
         settings,
         resources,
@@ -836,6 +839,7 @@ async fn one_run(
         figures.delivery_latency.p50_ms,
         figures.delivery_latency.p99_ms
     );
+    let mut client = Client::connect(server.addr).await?;
     client
         .send(
             Method::DELETE,
