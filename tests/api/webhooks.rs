@@ -884,3 +884,46 @@ async fn a_refund_settled_after_the_create_sends_refund_updated(pool: PgPool) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.received().len(), 6);
 }
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_medusa_refund_emits_the_same_events(pool: PgPool) {
+    let app = spawn_webhook_app(pool, true).await;
+    let receiver = Receiver::start(vec![]).await;
+    let org = app.organization("Hooks").await;
+    let token = webhook_token(&app, org.id).await;
+    create_endpoint(&app, &token, &receiver.url, &REFUND_EVENTS).await;
+    let order_id = app.order(org.id, 1000, 250).await;
+    let payment_id: Uuid = sqlx::query_scalar("SELECT id FROM payments WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let response = app
+        .client
+        .post(format!(
+            "{}/admin/payments/{payment_id}/refund",
+            app.address
+        ))
+        .header("x-medusa-access-token", &token)
+        .json(&json!({"amount": 1250, "reason": "return", "note": "all of it"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let refund_id = response.json::<Value>().await.unwrap()["refund"]["id"].clone();
+
+    let received = receiver.wait_for(3).await;
+    let types: Vec<String> = received
+        .iter()
+        .map(|delivery| delivery.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(types, REFUND_EVENTS);
+    let refund = &received[0].json()["data"];
+    assert_eq!(refund["id"], refund_id);
+    assert_eq!(refund["reason"], "customer_request");
+    assert_eq!(
+        (refund["amount"].clone(), refund["tax_amount"].clone()),
+        (json!(1000), json!(250))
+    );
+    assert_eq!(received[1].json()["data"]["status"], "refunded");
+}
