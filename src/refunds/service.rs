@@ -322,10 +322,10 @@ pub async fn move_refund(
             repo::set_processor_id(conn, refund_id, processor_id).await?;
         }
     } else if current.may_move_to(change.to) {
-        let refund = find(conn, refund_id).await?;
+        let mut moved = find(conn, refund_id).await?;
         let split = RefundSplit {
-            amount: refund.amount,
-            tax_amount: refund.tax_amount,
+            amount: moved.amount,
+            tax_amount: moved.tax_amount,
         };
         let mut amounts = order.amounts;
         amounts.apply_move(current, change.to, split);
@@ -333,16 +333,18 @@ pub async fn move_refund(
             RefundStatus::Failed => change.failure_reason.or(Some(RefundFailureReason::Unknown)),
             _ => None,
         };
-        repo::set_status(
-            &mut *conn,
-            refund_id,
-            change.to,
-            change.processor_id.as_deref(),
-            failure_reason,
-        )
-        .await?;
+        moved.modified_at = Some(
+            repo::set_status(
+                &mut *conn,
+                refund_id,
+                change.to,
+                change.processor_id.as_deref(),
+                failure_reason,
+            )
+            .await?,
+        );
+        moved.status = change.to;
         let order_status = save_counters(conn, &order, &amounts).await?;
-        let moved = find(conn, refund_id).await?;
         webhooks::emit::refund_changed(
             conn,
             RefundChange {
