@@ -41,5 +41,5 @@ pub async fn refund_payment(
         revoke_benefits: false,
         metadata: Map::<String, Value>::new(),
     };
-    refunds::create_refund(state, principal, input, keyed).await
+    refunds::create_refund(state, None, principal, input, keyed).await
 }

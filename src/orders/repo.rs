@@ -34,7 +34,8 @@ pub async fn lock_for_refund(
     order_id: Uuid,
     organization_ids: &[Uuid],
 ) -> sqlx::Result<Option<LockedOrder>> {
-    let row = sqlx::query!(
+    let row = sqlx::query_as!(
+        RefundStateRow,
         r#"
         SELECT o.id, o.organization_id, o.customer_id, o.subscription_id,
                o.status AS "status: OrderStatus", o.currency,
@@ -43,9 +44,7 @@ pub async fn lock_for_refund(
                o.refunded_amount, o.refunded_tax_amount, o.pending_amount, o.pending_tax_amount,
                paid.id AS "payment_id?", paid.processor_id AS "charge_id?",
                o.sandbox_refund_outcome AS "sandbox_refund_outcome: SandboxRefundOutcome",
-               EXISTS (SELECT 1 FROM disputes d
-                        WHERE d.order_id = o.id
-                          AND d.status NOT IN ('prevented', 'won', 'lost')) AS "has_open_dispute!"
+               o.open_disputes > 0 AS "has_open_dispute!"
         FROM orders o
         JOIN organizations g ON g.id = o.organization_id
         LEFT JOIN LATERAL (SELECT p.id, p.processor_id FROM payments p
@@ -59,28 +58,90 @@ pub async fn lock_for_refund(
     )
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|row| LockedOrder {
-        id: row.id,
-        organization_id: row.organization_id,
-        customer_id: row.customer_id,
-        subscription_id: row.subscription_id,
-        status: row.status,
-        currency: row.currency,
-        refunds_blocked: row.refunds_blocked,
-        amounts: OrderAmounts {
-            net_amount: row.net_amount,
-            tax_amount: row.tax_amount,
-            applied_balance_amount: row.applied_balance_amount,
-            refunded_amount: row.refunded_amount,
-            refunded_tax_amount: row.refunded_tax_amount,
-            pending_amount: row.pending_amount,
-            pending_tax_amount: row.pending_tax_amount,
-        },
-        payment_id: row.payment_id,
-        charge_id: row.charge_id,
-        sandbox_refund_outcome: row.sandbox_refund_outcome,
-        has_open_dispute: row.has_open_dispute,
-    }))
+    Ok(row.map(LockedOrder::from))
+}
+
+/// The same state of several orders as `lock_for_refund` reads, without a lock: each
+/// `(order_ids[i], organization_ids[i])` pair names an order and one organization it may
+/// belong to. What is read may change before it is used; a writer that relies on it must
+/// check that it still holds.
+pub async fn read_for_refunds(
+    conn: &mut PgConnection,
+    order_ids: &[Uuid],
+    organization_ids: &[Uuid],
+) -> sqlx::Result<Vec<LockedOrder>> {
+    let rows = sqlx::query_as!(
+        RefundStateRow,
+        r#"
+        SELECT o.id, o.organization_id, o.customer_id, o.subscription_id,
+               o.status AS "status: OrderStatus", o.currency,
+               (o.refunds_blocked OR g.refunds_blocked) AS "refunds_blocked!",
+               o.net_amount, o.tax_amount, o.applied_balance_amount,
+               o.refunded_amount, o.refunded_tax_amount, o.pending_amount, o.pending_tax_amount,
+               paid.id AS "payment_id?", paid.processor_id AS "charge_id?",
+               o.sandbox_refund_outcome AS "sandbox_refund_outcome: SandboxRefundOutcome",
+               o.open_disputes > 0 AS "has_open_dispute!"
+        FROM unnest($1::uuid[], $2::uuid[]) AS wanted (order_id, organization_id)
+        JOIN orders o ON o.id = wanted.order_id AND o.organization_id = wanted.organization_id
+        JOIN organizations g ON g.id = o.organization_id
+        LEFT JOIN LATERAL (SELECT p.id, p.processor_id FROM payments p
+                            WHERE p.order_id = o.id AND p.status = 'succeeded'
+                            ORDER BY p.created_at LIMIT 1) paid ON true
+        "#,
+        order_ids,
+        organization_ids,
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(LockedOrder::from).collect())
+}
+
+struct RefundStateRow {
+    id: Uuid,
+    organization_id: Uuid,
+    customer_id: Uuid,
+    subscription_id: Option<Uuid>,
+    status: OrderStatus,
+    currency: String,
+    refunds_blocked: bool,
+    net_amount: i64,
+    tax_amount: i64,
+    applied_balance_amount: i64,
+    refunded_amount: i64,
+    refunded_tax_amount: i64,
+    pending_amount: i64,
+    pending_tax_amount: i64,
+    payment_id: Option<Uuid>,
+    charge_id: Option<String>,
+    sandbox_refund_outcome: SandboxRefundOutcome,
+    has_open_dispute: bool,
+}
+
+impl From<RefundStateRow> for LockedOrder {
+    fn from(row: RefundStateRow) -> Self {
+        LockedOrder {
+            id: row.id,
+            organization_id: row.organization_id,
+            customer_id: row.customer_id,
+            subscription_id: row.subscription_id,
+            status: row.status,
+            currency: row.currency,
+            refunds_blocked: row.refunds_blocked,
+            amounts: OrderAmounts {
+                net_amount: row.net_amount,
+                tax_amount: row.tax_amount,
+                applied_balance_amount: row.applied_balance_amount,
+                refunded_amount: row.refunded_amount,
+                refunded_tax_amount: row.refunded_tax_amount,
+                pending_amount: row.pending_amount,
+                pending_tax_amount: row.pending_tax_amount,
+            },
+            payment_id: row.payment_id,
+            charge_id: row.charge_id,
+            sandbox_refund_outcome: row.sandbox_refund_outcome,
+            has_open_dispute: row.has_open_dispute,
+        }
+    }
 }
 
 /// Writes the refund counters and status of a locked order.

@@ -2,16 +2,17 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Json};
 use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::batch::CreateBatcher;
 use super::docs::{CreateBadRequest, CreateForbidden, ListRefundsParams};
 use super::input::{parse_list_query, parse_refund_create};
 use super::model::Refund;
@@ -34,6 +35,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_refunds, create_refund))
         .route("/v1/refunds", get(list_refunds).post(create_refund))
+        .layer(Extension(Arc::new(CreateBatcher::default())))
 }
 
 /// Reason for the refund.
@@ -108,6 +110,7 @@ struct RefundCreateBody {
 )]
 async fn create_refund(
     State(state): State<AppState>,
+    Extension(batcher): Extension<Arc<CreateBatcher>>,
     RefundsWrite(principal): RefundsWrite,
     IdempotencyKey(key): IdempotencyKey,
     body: RawBody,
@@ -123,7 +126,7 @@ async fn create_refund(
             }),
         }
     });
-    let created = service::create_refund(&state, &principal, input, keyed).await;
+    let created = service::create_refund(&state, Some(&batcher), &principal, input, keyed).await;
     let outcome = match &created {
         Ok(Created::Fresh(refund)) => refund.status.as_str(),
         Ok(Created::Replayed(_)) => "replayed",

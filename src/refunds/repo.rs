@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -6,7 +7,7 @@ use uuid::Uuid;
 use super::model::{ListQuery, Refund, RefundSort};
 use crate::disputes::model::RefundDispute;
 use crate::domain::{
-    DisputeStatus, Error, RefundFailureReason, RefundReason, RefundStatus, Result,
+    DisputeStatus, Error, OrderStatus, RefundFailureReason, RefundReason, RefundStatus, Result,
 };
 
 pub struct NewRefund<'a> {
@@ -72,6 +73,139 @@ pub async fn insert_refund(
     )
     .fetch_one(conn)
     .await
+}
+
+/// One refund of a batch, with its order's refund state as it was read and as the refund
+/// leaves it. Serialized as one element of the JSON array the batch statement reads.
+#[derive(Serialize)]
+pub struct BatchedRefund<'a> {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub order_id: Uuid,
+    pub customer_id: Uuid,
+    pub subscription_id: Option<Uuid>,
+    pub payment_id: Uuid,
+    pub status: RefundStatus,
+    pub reason: RefundReason,
+    pub amount: i64,
+    pub tax_amount: i64,
+    pub currency: &'a str,
+    pub comment: Option<&'a str>,
+    pub processor_id: &'a str,
+    pub revoke_benefits: bool,
+    pub metadata: &'a Map<String, Value>,
+    pub read: OrderRefundState,
+    pub written: OrderRefundState,
+    /// The `refund.created` payload after its `api_version`'s value.
+    pub event_tail: String,
+}
+
+/// The columns of an order that a refund reads and moves.
+#[derive(Serialize, Clone, Copy)]
+pub struct OrderRefundState {
+    pub status: OrderStatus,
+    pub refunded_amount: i64,
+    pub refunded_tax_amount: i64,
+    pub pending_amount: i64,
+    pub pending_tax_amount: i64,
+}
+
+/// Creates a batch of refunds, at most one per order, in one statement that commits by
+/// itself, and returns the ids of those it created. A refund is created only if its order
+/// still has the refund state it was read with, is not blocked (nor is its organization),
+/// has no open dispute and still has the succeeded payment, and only if its organization
+/// has no webhook endpoint subscribed to order events (those need Polar's whole `Order`).
+/// Such a refund moves its order's counters and status and writes a `refund.created`
+/// event for every subscribed endpoint, all at `created_at`. The orders are offered to the
+/// UPDATE in the order of their ids, so that concurrent batches usually lock shared orders
+/// in the same order; a deadlock that still happens fails the batch, and its refunds are
+/// then created one by one.
+pub async fn insert_batch(
+    conn: &mut PgConnection,
+    processor: &str,
+    created_at: DateTime<Utc>,
+    event_head: &str,
+    refunds: &[BatchedRefund<'_>],
+) -> Result<Vec<Uuid>> {
+    let refunds = serde_json::to_string(refunds)
+        .map_err(|error| Error::Corrupt(format!("refund batch as JSON: {error}")))?;
+    Ok(sqlx::query_scalar!(
+        r#"
+        WITH request AS (
+            SELECT r.*, position
+            FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS e (refund, position),
+                 jsonb_to_record(e.refund) AS r (
+                     id uuid, organization_id uuid, order_id uuid, customer_id uuid,
+                     subscription_id uuid, payment_id uuid, status text, reason text,
+                     amount bigint, tax_amount bigint, currency text, comment text,
+                     processor_id text, revoke_benefits boolean, metadata jsonb,
+                     read jsonb, written jsonb, event_tail text)
+        ),
+        moved AS (
+            UPDATE orders o
+            SET refunded_amount = (r.written->>'refunded_amount')::bigint,
+                refunded_tax_amount = (r.written->>'refunded_tax_amount')::bigint,
+                pending_amount = (r.written->>'pending_amount')::bigint,
+                pending_tax_amount = (r.written->>'pending_tax_amount')::bigint,
+                status = r.written->>'status',
+                modified_at = $2
+            FROM (SELECT * FROM request ORDER BY order_id) r
+            WHERE o.id = r.order_id AND o.organization_id = r.organization_id
+              AND o.status = r.read->>'status'
+              AND o.refunded_amount = (r.read->>'refunded_amount')::bigint
+              AND o.refunded_tax_amount = (r.read->>'refunded_tax_amount')::bigint
+              AND o.pending_amount = (r.read->>'pending_amount')::bigint
+              AND o.pending_tax_amount = (r.read->>'pending_tax_amount')::bigint
+              AND NOT o.refunds_blocked AND o.open_disputes = 0
+              AND NOT EXISTS (SELECT 1 FROM organizations g
+                              WHERE g.id = o.organization_id AND g.refunds_blocked)
+              AND EXISTS (SELECT 1 FROM payments p
+                          WHERE p.id = r.payment_id AND p.organization_id = o.organization_id
+                            AND p.order_id = o.id AND p.status = 'succeeded')
+              AND NOT EXISTS (SELECT 1 FROM webhook_endpoints w
+                              WHERE w.organization_id = o.organization_id AND w.enabled
+                                AND w.deleted_at IS NULL
+                                AND w.events && ARRAY['order.updated', 'order.refunded'])
+            RETURNING r.id
+        ),
+        created AS (
+            INSERT INTO refunds (id, organization_id, order_id, customer_id, subscription_id,
+                                 payment_id, status, reason, amount, tax_amount, currency,
+                                 comment, processor, processor_id, revoke_benefits, metadata,
+                                 created_at)
+            SELECT r.id, r.organization_id, r.order_id, r.customer_id, r.subscription_id,
+                   r.payment_id, r.status, r.reason, r.amount, r.tax_amount, r.currency,
+                   r.comment, $3, r.processor_id, r.revoke_benefits, r.metadata, $2
+            FROM request r JOIN moved m ON m.id = r.id
+            ORDER BY r.position
+            RETURNING id
+        ),
+        events AS (
+            INSERT INTO webhook_events (id, organization_id, endpoint_id, type, api_version,
+                                        payload, created_at, next_attempt_at)
+            SELECT gen_random_uuid(), r.organization_id, w.id, 'refund.created', w.api_version,
+                   $4 || to_json(w.api_version)::text || r.event_tail, $2, $2
+            FROM request r
+            JOIN moved m ON m.id = r.id
+            JOIN webhook_endpoints w
+              ON w.organization_id = r.organization_id AND w.enabled AND w.deleted_at IS NULL
+             AND 'refund.created' = ANY(w.events)
+            ORDER BY r.position, w.created_at, w.id
+            RETURNING 1
+        ),
+        woken AS (
+            SELECT pg_notify($5, '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event
+        )
+        SELECT c.id AS "id!" FROM created c LEFT JOIN woken ON true
+        "#,
+        refunds,
+        created_at,
+        processor,
+        event_head,
+        crate::webhooks::delivery::WAKE_CHANNEL,
+    )
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Locks a refund row whose order the caller has locked, and reads its status.

@@ -9,6 +9,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use super::batch::{Batched, CreateBatcher};
 use super::model::{ListQuery, Refund, RefundCreate};
 use super::repo::{self, NewRefund};
 use crate::auth::Principal;
@@ -43,8 +44,10 @@ pub enum Created {
     Replayed(StoredAnswer),
 }
 
-/// Creates a refund. A processor that answers in-process settles it inside the transaction
-/// that locked the order. Any other is called outside every transaction, between one that
+/// Creates a refund. Without a key, with a processor that answers in process, it is first
+/// offered to `batcher` (see `refunds::batch`); one the batch declines is made here, one by
+/// one. A processor that answers in-process settles it inside the transaction that locked
+/// the order. Any other is called outside every transaction, between one that
 /// reserves the amount as a pending refund and one that settles or releases it, so that no
 /// outside call ever runs while the order's row is locked. With a key, the key is taken
 /// first and the answer is kept in the transaction that makes the change.
@@ -55,9 +58,36 @@ pub enum Created {
 )]
 pub async fn create_refund(
     state: &AppState,
+    batcher: Option<&CreateBatcher>,
     principal: &Principal,
     input: RefundCreate,
     keyed: Option<Keyed>,
+) -> Result<Created> {
+    let refund_id = Uuid::new_v4();
+    tracing::Span::current().record("refund_id", tracing::field::display(refund_id));
+    let input = match batcher {
+        Some(batcher) if keyed.is_none() && state.processor.answers_in_process() => {
+            let organization_ids = &principal.organization_ids;
+            match batcher
+                .create(state, organization_ids, refund_id, input)
+                .await?
+            {
+                Batched::Created(refund) => return Ok(Created::Fresh(Box::new(refund))),
+                Batched::Declined(input) => input,
+            }
+        }
+        _ => input,
+    };
+    create_one(state, principal, input, keyed, refund_id).await
+}
+
+/// Creates one refund in a transaction of its own, under its order's lock.
+async fn create_one(
+    state: &AppState,
+    principal: &Principal,
+    input: RefundCreate,
+    keyed: Option<Keyed>,
+    refund_id: Uuid,
 ) -> Result<Created> {
     let mut tx = state.pool.begin().await?;
     if let Some(keyed) = &keyed {
@@ -79,44 +109,21 @@ pub async fn create_refund(
         Ok(checked) => checked,
         Err(refused) => return finish(state, tx, keyed.as_ref(), Err(refused)).await,
     };
-    let refund_id = Uuid::new_v4();
-    let span = tracing::Span::current();
-    span.record(
+    tracing::Span::current().record(
         "organization_id",
         tracing::field::display(order.organization_id),
     );
-    span.record("refund_id", tracing::field::display(refund_id));
 
     let processor = &state.processor;
-    let request = ProcessorRefund {
+    let request = processor_request(refund_id, &order, &input, split, payment_id, charge_id);
+    let mut record = new_record(
         refund_id,
-        order_id: order.id,
-        payment_id,
-        charge_id,
-        requested_amount: split.amount,
-        amount: split.amount,
-        tax_amount: split.tax_amount,
-        currency: order.currency.clone(),
-        reason: input.reason,
-        revoke_benefits: input.revoke_benefits,
-        sandbox_outcome: order.sandbox_refund_outcome,
-    };
-    let mut record = RefundRecord {
-        id: refund_id,
-        status: RefundStatus::Pending,
-        reason: input.reason,
+        &order,
+        &input,
         split,
-        subscription_id: order.subscription_id,
         payment_id,
-        dispute: None,
-        comment: input.comment,
-        processor: processor.name(),
-        processor_id: None,
-        revoke_benefits: input.revoke_benefits,
-        metadata: input.metadata,
-        failure_reason: None,
-        awaiting: None,
-    };
+        processor.name(),
+    );
 
     if processor.answers_in_process() {
         let created = match processor.refund(&request).await {
@@ -158,6 +165,57 @@ pub async fn create_refund(
     Ok(Created::Fresh(Box::new(settled)))
 }
 
+/// What the processor is asked for a refund of `order`.
+pub(super) fn processor_request(
+    refund_id: Uuid,
+    order: &LockedOrder,
+    input: &RefundCreate,
+    split: RefundSplit,
+    payment_id: Uuid,
+    charge_id: String,
+) -> ProcessorRefund {
+    ProcessorRefund {
+        refund_id,
+        order_id: order.id,
+        payment_id,
+        charge_id,
+        requested_amount: split.amount,
+        amount: split.amount,
+        tax_amount: split.tax_amount,
+        currency: order.currency.clone(),
+        reason: input.reason,
+        revoke_benefits: input.revoke_benefits,
+        sandbox_outcome: order.sandbox_refund_outcome,
+    }
+}
+
+/// A refund of `order` as the create asks for it, before the processor answers.
+pub(super) fn new_record(
+    refund_id: Uuid,
+    order: &LockedOrder,
+    input: &RefundCreate,
+    split: RefundSplit,
+    payment_id: Uuid,
+    processor: &'static str,
+) -> RefundRecord {
+    RefundRecord {
+        id: refund_id,
+        status: RefundStatus::Pending,
+        reason: input.reason,
+        split,
+        subscription_id: order.subscription_id,
+        payment_id,
+        dispute: None,
+        comment: input.comment.clone(),
+        processor,
+        processor_id: None,
+        revoke_benefits: input.revoke_benefits,
+        metadata: input.metadata.clone(),
+        failure_reason: None,
+        awaiting: None,
+    }
+}
+
 /// Ends a create's only transaction: commits what it made, with the key's answer when the
 /// outcome is one to keep. A refusal that is not kept leaves nothing to commit.
 async fn finish(
@@ -180,7 +238,7 @@ async fn finish(
 
 /// The checks, in Polar's order, and the amounts the refund takes. Polar learns of a dispute
 /// from the processor's refusal, so it is checked last.
-fn check_refundable(
+pub(super) fn check_refundable(
     order: &LockedOrder,
     input: &RefundCreate,
 ) -> Result<(RefundSplit, Uuid, String)> {
@@ -211,7 +269,7 @@ fn check_refundable(
     Ok((split, payment_id, charge_id))
 }
 
-fn status_of(state: ProcessorRefundState) -> RefundStatus {
+pub(super) fn status_of(state: ProcessorRefundState) -> RefundStatus {
     match state {
         ProcessorRefundState::Succeeded => RefundStatus::Succeeded,
         ProcessorRefundState::Pending => RefundStatus::Pending,
@@ -534,23 +592,7 @@ pub async fn record_refund(
     )
     .await?;
     let order_status = save_counters(conn, order, &amounts).await?;
-    let refund = Refund {
-        created_at,
-        modified_at: None,
-        id: record.id,
-        metadata: record.metadata,
-        status: record.status,
-        reason: record.reason,
-        amount: split.amount,
-        tax_amount: split.tax_amount,
-        currency: order.currency.clone(),
-        organization_id: order.organization_id,
-        order_id: order.id,
-        subscription_id: record.subscription_id,
-        customer_id: order.customer_id,
-        revoke_benefits: record.revoke_benefits,
-        dispute: record.dispute,
-    };
+    let refund = refund_of(order, &record, created_at);
     webhooks::emit::refund_changed(
         conn,
         RefundChange {
@@ -571,6 +613,31 @@ pub async fn record_refund(
     )
     .await?;
     Ok(refund)
+}
+
+/// The refund `record` of `order` makes, as Polar shows it.
+pub(super) fn refund_of(
+    order: &LockedOrder,
+    record: &RefundRecord,
+    created_at: chrono::DateTime<chrono::Utc>,
+) -> Refund {
+    Refund {
+        created_at,
+        modified_at: None,
+        id: record.id,
+        metadata: record.metadata.clone(),
+        status: record.status,
+        reason: record.reason,
+        amount: record.split.amount,
+        tax_amount: record.split.tax_amount,
+        currency: order.currency.clone(),
+        organization_id: order.organization_id,
+        order_id: order.id,
+        subscription_id: record.subscription_id,
+        customer_id: order.customer_id,
+        revoke_benefits: record.revoke_benefits,
+        dispute: record.dispute.clone(),
+    }
 }
 
 /// Polar's `ListResource[Refund]`.

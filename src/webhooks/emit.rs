@@ -120,13 +120,26 @@ pub async fn refund_changed<R: Serialize>(
 /// The bytes Polar sends: compact JSON with `type`, `timestamp`, `api_version` and `data`,
 /// in that order.
 pub fn payload(event_type: &str, at: &DateTime<Utc>, api_version: &str, data: &str) -> String {
+    let mut payload = payload_head(event_type, at);
+    payload.push_str(&serde_json::Value::from(api_version).to_string());
+    payload.push_str(&payload_tail(data));
+    payload
+}
+
+/// A payload up to its `api_version`'s value: what every endpoint's copy of an event shares
+/// before it.
+pub fn payload_head(event_type: &str, at: &DateTime<Utc>) -> String {
     let quoted = |text: &str| serde_json::Value::from(text).to_string();
     format!(
-        r#"{{"type":{},"timestamp":{},"api_version":{},"data":{data}}}"#,
+        r#"{{"type":{},"timestamp":{},"api_version":"#,
         quoted(event_type),
         quoted(&timestamp::format(at)),
-        quoted(api_version),
     )
+}
+
+/// A payload after its `api_version`'s value.
+pub fn payload_tail(data: &str) -> String {
+    format!(r#","data":{data}}}"#)
 }
 
 #[cfg(test)]

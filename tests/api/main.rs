@@ -3,6 +3,7 @@
 mod admin;
 mod architecture;
 mod auth;
+mod batch;
 mod cli;
 mod concurrency;
 mod create;

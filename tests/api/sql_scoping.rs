@@ -80,11 +80,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "correlated to the order row locked by organization",
     ),
     (
-        "FROM disputes d\n",
-        "d",
-        "correlated to the order row locked by organization",
-    ),
-    (
         "SET refunded_amount = $2",
         "orders",
         "the order row this transaction locked by organization",

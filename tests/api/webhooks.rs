@@ -927,3 +927,41 @@ async fn a_medusa_refund_emits_the_same_events(pool: PgPool) {
     );
     assert_eq!(received[1].json()["data"]["status"], "refunded");
 }
+
+/// An organization whose endpoints want no order events has its creates made in batches,
+/// `refund.created` included: the event is written by the batch's statement, signed and
+/// shaped as every other.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_batched_create_sends_refund_created(pool: PgPool) {
+    let app = spawn_webhook_app(pool.clone(), true).await;
+    let receiver = Receiver::start(vec![]).await;
+    let org = app.organization("Batched hooks").await;
+    let token = webhook_token(&app, org.id).await;
+    let endpoint = create_endpoint(&app, &token, &receiver.url, &["refund.created"]).await;
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+    let order_id = app.order(org.id, 1000, 250).await;
+
+    let refund = app.refund(&token, order_id, 400).await;
+
+    let received = receiver.wait_for(1).await;
+    verifier(&secret)
+        .verify(&received[0].body, &received[0].headers)
+        .expect("Standard Webhooks signature");
+    let event = received[0].json();
+    assert_eq!(event["type"], "refund.created");
+    assert_eq!(event["api_version"], "2026-04");
+    assert_eq!(event["data"], refund);
+    let keys: Vec<&String> = event.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["type", "timestamp", "api_version", "data"]);
+    let metrics = app.request(Method::GET, "/metrics", None, None).await.text;
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("refunds_batched_total")
+                && line.contains(r#"outcome="created""#)
+                && line.ends_with(" 1")),
+        "{metrics}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(receiver.received().len(), 1);
+}

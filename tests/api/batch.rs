@@ -1,0 +1,212 @@
+//! Creates made in batches (`refunds::batch`): many at once over a real socket, with the
+//! rules holding, and the races a batch reads its orders around.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// The sum of a counter's series whose labels include `labels`, from `/metrics`.
+async fn counter(app: &TestApp, name: &str, labels: &str) -> f64 {
+    let text = app.request(Method::GET, "/metrics", None, None).await.text;
+    text.lines()
+        .filter(|line| line.starts_with(name) && line.contains(labels))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// 240 creates at once over 40 orders, six per order, of which only four fit: batches
+/// take most of them, a second create of an order in one batch goes one by one, and every
+/// order ends with exactly the refunds it can hold, its counters equal to them.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn simultaneous_creates_over_many_orders_refund_each_exactly(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let org = app.organization("Batches").await;
+    let mut orders = Vec::new();
+    for _ in 0..40 {
+        orders.push(app.order(org.id, 1000, 250).await);
+    }
+    let attempts = orders.iter().cycle().take(240).map(|order_id| {
+        app.create_refund(
+            &org.write_token,
+            json!({"order_id": order_id, "reason": "other", "amount": 250}),
+        )
+    });
+    let responses = join_all(attempts).await;
+
+    let mut created_per_order: HashMap<String, usize> = HashMap::new();
+    for response in &responses {
+        match response.status {
+            StatusCode::CREATED => {
+                let refund = response.json();
+                assert_eq!(refund["amount"], 250);
+                assert_eq!(refund["status"], "succeeded");
+                let order_id = refund["order_id"].as_str().unwrap().to_owned();
+                *created_per_order.entry(order_id).or_default() += 1;
+            }
+            StatusCode::FORBIDDEN => {
+                assert_eq!(
+                    response.json()["error"],
+                    "RefundedAlready",
+                    "{}",
+                    response.text
+                )
+            }
+            StatusCode::UNPROCESSABLE_ENTITY => assert_eq!(
+                response.json()["detail"][0]["msg"],
+                "Refund amount exceeds refundable amount"
+            ),
+            other => panic!("unexpected {other}: {}", response.text),
+        }
+    }
+    for order_id in &orders {
+        assert_eq!(created_per_order[&order_id.to_string()], 4, "{order_id}");
+        let state = app.order_state(*order_id).await;
+        assert_eq!(state.status, "refunded");
+        assert_eq!(state.refunded_amount, 1000);
+        assert_eq!(state.refunded_tax_amount, 250);
+        assert_eq!((state.pending_amount, state.pending_tax_amount), (0, 0));
+    }
+    let (refunds, sums): (i64, Option<i64>) =
+        sqlx::query_as("SELECT count(*), sum(amount)::bigint FROM refunds")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((refunds, sums), (160, Some(40_000)));
+    let list = app.list_ok(&org.read_token, "limit=1").await;
+    assert_eq!(list["pagination"]["total_count"], 160);
+
+    assert!(counter(&app, "refunds_batched_total", r#"outcome="created""#).await > 0.0);
+    assert!(counter(&app, "refunds_batched_total", r#"outcome="declined""#).await > 0.0);
+}
+
+/// A dispute opened by a transaction that holds the order's lock, committed while a create
+/// of that order waits for it: the create must see the dispute and refuse, whichever way
+/// it was made.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_dispute_committed_while_a_create_waits_refuses_it(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let org = app.organization("Disputed").await;
+    let order_id = app.order(org.id, 1000, 0).await;
+    let payment_id: Uuid = sqlx::query_scalar("SELECT id FROM payments WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+
+    // What opening a dispute does: lock the order, then insert the dispute.
+    let mut dispute = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
+        .bind(order_id)
+        .execute(&mut *dispute)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO disputes (id, organization_id, order_id, payment_id, status, amount, \
+         tax_amount, currency) VALUES ($1, $2, $3, $4, 'needs_response', 1000, 0, 'usd')",
+    )
+    .bind(Uuid::new_v4())
+    .bind(org.id)
+    .bind(order_id)
+    .bind(payment_id)
+    .execute(&mut *dispute)
+    .await
+    .unwrap();
+
+    let started = std::time::Instant::now();
+    let (response, ()) = tokio::join!(
+        app.create_refund(
+            &org.write_token,
+            json!({"order_id": order_id, "reason": "other", "amount": 100}),
+        ),
+        async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            dispute.commit().await.unwrap();
+        }
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "the create must wait for the order"
+    );
+    assert_eq!(response.status, StatusCode::FORBIDDEN, "{}", response.text);
+    assert_eq!(response.json()["error"], "RefundDisputedPayment");
+    let refunds: i64 = sqlx::query_scalar("SELECT count(*) FROM refunds")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(refunds, 0);
+    assert_eq!(app.order_state(order_id).await.refunded_amount, 0);
+}
+
+/// The count of open disputes on the order follows every dispute, whoever writes it.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn orders_count_their_open_disputes(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let org = app.organization("Counted").await;
+    let order_id = app.order(org.id, 1000, 0).await;
+    let open = || async {
+        sqlx::query_scalar::<_, i32>("SELECT open_disputes FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    use refunds_server::domain::DisputeStatus;
+    let first = app
+        .dispute(order_id, DisputeStatus::NeedsResponse, Some(10), Some(0))
+        .await;
+    app.dispute(order_id, DisputeStatus::Won, Some(10), Some(0))
+        .await;
+    assert_eq!(open().await, 1);
+    for (status, expected) in [("under_review", 1), ("lost", 0), ("lost", 0)] {
+        sqlx::query("UPDATE disputes SET status = $2 WHERE id = $1")
+            .bind(first.id)
+            .bind(status)
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(open().await, expected, "{status}");
+    }
+    sqlx::query("UPDATE disputes SET status = 'needs_response' WHERE id = $1")
+        .bind(first.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(open().await, 1);
+    sqlx::query("DELETE FROM disputes WHERE id = $1")
+        .bind(first.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(open().await, 0);
+}
+
+/// What a batched create answers is what the refund's row holds.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_batched_refund_answers_what_was_stored(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let org = app.organization("Stored").await;
+    let order_id = app.order(org.id, 1000, 250).await;
+    let response = app
+        .create_refund(
+            &org.write_token,
+            json!({"order_id": order_id, "reason": "duplicate", "amount": 400,
+                   "comment": "twice", "metadata": {"ticket": "T-1", "n": 3}}),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text);
+    let created = response.json();
+    let listed = app.list_ok(&org.read_token, "").await;
+    assert_eq!(listed["items"], Value::Array(vec![created.clone()]));
+    assert_eq!(created["metadata"], json!({"ticket": "T-1", "n": 3}));
+    assert_eq!(
+        counter(&app, "refunds_batched_total", r#"outcome="created""#).await,
+        1.0
+    );
+}
