@@ -481,6 +481,24 @@ pub async fn find_readable_order(
     builder.build_query_as().fetch_optional(db).await
 }
 
+/// The orders `(order_ids[i], organization_ids[i])`.
+pub async fn find_orders_of(
+    db: impl PgExecutor<'_>,
+    order_ids: &[Uuid],
+    organization_ids: &[Uuid],
+) -> sqlx::Result<Vec<OrderRecord>> {
+    let mut builder = QueryBuilder::new(ORDER_SELECT);
+    builder.push(" JOIN unnest(");
+    builder.push_bind(order_ids);
+    builder.push("::uuid[], ");
+    builder.push_bind(organization_ids);
+    builder.push(
+        "::uuid[]) AS wanted (order_id, organization_id) \
+         ON o.id = wanted.order_id AND o.organization_id = wanted.organization_id",
+    );
+    builder.build_query_as().fetch_all(db).await
+}
+
 /// The lines of the given orders of `organization_ids`, in their order within each order.
 pub async fn order_items(
     db: impl PgExecutor<'_>,

@@ -1,6 +1,8 @@
 //! The rules of orders: creating paid orders (for sandboxes and ingestion) and reading
 //! them as Polar shows them.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Days, Months, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -644,6 +646,40 @@ pub async fn order_of_organization(
         .ok_or(Error::ResourceNotFound)?;
     let mut orders = with_items(&mut *conn, vec![record]).await?;
     orders.pop().ok_or(Error::ResourceNotFound)
+}
+
+/// A change of an order's refund state about to be written, and when.
+pub struct RefundStateChange {
+    pub order_id: Uuid,
+    pub organization_id: Uuid,
+    pub status: OrderStatus,
+    pub amounts: OrderAmounts,
+    pub modified_at: DateTime<Utc>,
+}
+
+/// Orders as Polar shows them, each as its change will leave it (the `data` of the order
+/// webhooks of changes written later, in one statement).
+pub async fn orders_as_changed(
+    conn: &mut sqlx::PgConnection,
+    changes: &[RefundStateChange],
+) -> Result<HashMap<Uuid, Order>> {
+    let (order_ids, organization_ids): (Vec<Uuid>, Vec<Uuid>) = changes
+        .iter()
+        .map(|change| (change.order_id, change.organization_id))
+        .unzip();
+    let mut records = repo::find_orders_of(&mut *conn, &order_ids, &organization_ids).await?;
+    for record in &mut records {
+        if let Some(change) = changes.iter().find(|change| change.order_id == record.id) {
+            record.status = change.status;
+            record.refunded_amount = change.amounts.refunded_amount;
+            record.refunded_tax_amount = change.amounts.refunded_tax_amount;
+            record.pending_amount = change.amounts.pending_amount;
+            record.pending_tax_amount = change.amounts.pending_tax_amount;
+            record.modified_at = Some(change.modified_at);
+        }
+    }
+    let orders = with_items(&mut *conn, records).await?;
+    Ok(orders.into_iter().map(|order| (order.id, order)).collect())
 }
 
 /// An order the caller may see, as Polar shows it; 404 for any other.

@@ -18,23 +18,35 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use chrono::{SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
 use tokio::sync::{Semaphore, oneshot};
 use uuid::Uuid;
 
 use super::model::{Refund, RefundCreate};
-use super::repo::{self, BatchedRefund, OrderRefundState};
+use super::repo::{self, BatchedEvent, BatchedRefund, OrderRefundState};
 use super::service::{self, RefundRecord};
-use crate::domain::{Error, OrderAmounts, OrderStatus, RefundStatus, Result};
-use crate::orders::repo::{self as orders_repo, LockedOrder};
+use crate::domain::{Error, RefundStatus, Result};
+use crate::orders::{
+    self,
+    model::Order,
+    repo::{self as orders_repo, LockedOrder},
+    service::RefundStateChange,
+};
 use crate::state::AppState;
-use crate::webhooks::{emit, model::REFUND_CREATED};
+use crate::webhooks::{
+    self,
+    emit::{self, OrderState, RefundChange},
+    model::{ORDER_REFUNDED, ORDER_UPDATED, REFUND_CREATED},
+};
 
 /// Batches of creates being written at once. Two keep both of PostgreSQL's cores busy
 /// while the next batch gathers, without batches competing for the same rows.
 const SLOTS: usize = 2;
 /// The most creates in one batch.
 const MAX_BATCH: usize = 64;
+const ORDER_EVENTS: [&str; 2] = [ORDER_UPDATED, ORDER_REFUNDED];
 
 /// What became of a create handed to the batcher.
 pub enum Batched {
@@ -132,8 +144,9 @@ struct Planned {
     waiting: Waiting,
     refund: Refund,
     processor_id: String,
-    read: OrderRefundState,
-    written: OrderRefundState,
+    payment_id: Uuid,
+    order_before: OrderState,
+    order_after: OrderState,
 }
 
 async fn run(state: &AppState, batch: Vec<Waiting>) {
@@ -149,11 +162,8 @@ async fn run(state: &AppState, batch: Vec<Waiting>) {
     let created = match write(state, batch, &mut unwritten).await {
         Ok(created) => created,
         Err(error) => {
-            // A batch that failed may still have committed (the connection was lost after
-            // the commit): every create goes one by one with the same refund id, which can
-            // only be inserted once.
             tracing::warn!(%error, "a batch of refunds failed; creating them one by one");
-            HashSet::new()
+            committed_anyway(state, &unwritten).await
         }
     };
     metrics::counter!("refunds_batched_total", "outcome" => "created")
@@ -166,6 +176,26 @@ async fn run(state: &AppState, batch: Vec<Waiting>) {
                 .send(Batched::Created(planned.refund));
         } else {
             planned.waiting.decline();
+        }
+    }
+}
+
+/// The refunds of a failed batch that exist all the same: the connection may have been lost
+/// after the commit. The others go one by one with the same refund ids, which can only be
+/// inserted once. When even this cannot be read, all go one by one.
+async fn committed_anyway(state: &AppState, planned: &[Planned]) -> HashSet<Uuid> {
+    if planned.is_empty() {
+        return HashSet::new();
+    }
+    let (ids, organization_ids): (Vec<Uuid>, Vec<Uuid>) = planned
+        .iter()
+        .map(|ready| (ready.refund.id, ready.refund.organization_id))
+        .unzip();
+    match repo::existing_ids(&state.pool, &ids, &organization_ids).await {
+        Ok(existing) => existing.into_iter().collect(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot tell which refunds of a failed batch exist");
+            HashSet::new()
         }
     }
 }
@@ -218,20 +248,18 @@ async fn write(
     if planned.is_empty() {
         return Ok(HashSet::new());
     }
+    let shown_orders = orders_with_events(&mut conn, planned, created_at).await?;
     let mut rows = Vec::with_capacity(planned.len());
     for ready in planned.iter() {
         let refund = &ready.refund;
-        let data = serde_json::to_string(refund)
-            .map_err(|error| Error::Corrupt(format!("refund as JSON: {error}")))?;
+        let order = shown_orders.get(&refund.order_id);
         rows.push(BatchedRefund {
             id: refund.id,
             organization_id: refund.organization_id,
             order_id: refund.order_id,
             customer_id: refund.customer_id,
             subscription_id: refund.subscription_id,
-            payment_id: orders[&refund.order_id]
-                .payment_id
-                .ok_or_else(|| Error::Corrupt("a planned refund without a payment".into()))?,
+            payment_id: ready.payment_id,
             status: refund.status,
             reason: refund.reason,
             amount: refund.amount,
@@ -241,21 +269,80 @@ async fn write(
             processor_id: &ready.processor_id,
             revoke_benefits: refund.revoke_benefits,
             metadata: &refund.metadata,
-            read: ready.read,
-            written: ready.written,
-            event_tail: emit::payload_tail(&data),
+            read: refund_state(&ready.order_before),
+            written: refund_state(&ready.order_after),
+            events: events(ready, order, created_at)?,
+            with_order_events: order.is_some(),
         });
     }
-    let event_head = emit::payload_head(REFUND_CREATED, &created_at);
-    let created = repo::insert_batch(
-        &mut conn,
-        state.processor.name(),
-        created_at,
-        &event_head,
-        &rows,
-    )
-    .await?;
+    let created = repo::insert_batch(&mut conn, state.processor.name(), created_at, &rows).await?;
     Ok(created.into_iter().collect())
+}
+
+/// Polar's `Order` of every planned refund whose organization has an endpoint subscribed to
+/// order events, as the refund leaves it.
+async fn orders_with_events(
+    conn: &mut PgConnection,
+    planned: &[Planned],
+    modified_at: DateTime<Utc>,
+) -> Result<HashMap<Uuid, Order>> {
+    let mut organization_ids: Vec<Uuid> = planned
+        .iter()
+        .map(|ready| ready.refund.organization_id)
+        .collect();
+    organization_ids.sort_unstable();
+    organization_ids.dedup();
+    let subscribed =
+        webhooks::repo::organizations_subscribed(&mut *conn, &organization_ids, &ORDER_EVENTS)
+            .await?;
+    let changes: Vec<RefundStateChange> = planned
+        .iter()
+        .filter(|ready| subscribed.contains(&ready.refund.organization_id))
+        .map(|ready| RefundStateChange {
+            order_id: ready.refund.order_id,
+            organization_id: ready.refund.organization_id,
+            status: ready.order_after.status,
+            amounts: ready.order_after.amounts,
+            modified_at,
+        })
+        .collect();
+    if changes.is_empty() {
+        return Ok(HashMap::new());
+    }
+    orders::service::orders_as_changed(conn, &changes).await
+}
+
+/// The events a planned refund sends, as the one-by-one create writes them; the order
+/// events only when its order is given.
+fn events(ready: &Planned, order: Option<&Order>, at: DateTime<Utc>) -> Result<Vec<BatchedEvent>> {
+    let refund = to_json(&ready.refund)?;
+    let order = order.map(to_json).transpose()?;
+    let change = RefundChange {
+        organization_id: ready.refund.organization_id,
+        order_id: ready.refund.order_id,
+        refund: &ready.refund,
+        status: ready.refund.status,
+        previous_status: None,
+        order_before: ready.order_before,
+        order_after: ready.order_after,
+    };
+    let mut events = Vec::new();
+    for event_type in change.event_types() {
+        let data = match event_type {
+            REFUND_CREATED => &refund,
+            _ => match &order {
+                Some(order) => order,
+                None => continue,
+            },
+        };
+        events.push(BatchedEvent {
+            position: events.len(),
+            event_type,
+            head: emit::payload_head(event_type, &at),
+            tail: emit::payload_tail(data),
+        });
+    }
+    Ok(events)
 }
 
 /// Checks a create against its order as read and asks the processor, as the one-by-one
@@ -308,17 +395,28 @@ async fn plan(
         waiting,
         refund,
         processor_id: outcome.processor_id,
-        read: refund_state(order.status, &order.amounts),
-        written: refund_state(order_status, &amounts),
+        payment_id,
+        order_before: OrderState {
+            status: order.status,
+            amounts: order.amounts,
+        },
+        order_after: OrderState {
+            status: order_status,
+            amounts,
+        },
     })
 }
 
-fn refund_state(status: OrderStatus, amounts: &OrderAmounts) -> OrderRefundState {
+fn to_json<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|error| Error::Corrupt(format!("event data: {error}")))
+}
+
+fn refund_state(order: &OrderState) -> OrderRefundState {
     OrderRefundState {
-        status,
-        refunded_amount: amounts.refunded_amount,
-        refunded_tax_amount: amounts.refunded_tax_amount,
-        pending_amount: amounts.pending_amount,
-        pending_tax_amount: amounts.pending_tax_amount,
+        status: order.status,
+        refunded_amount: order.amounts.refunded_amount,
+        refunded_tax_amount: order.amounts.refunded_tax_amount,
+        pending_amount: order.amounts.pending_amount,
+        pending_tax_amount: order.amounts.pending_tax_amount,
     }
 }

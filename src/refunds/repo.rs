@@ -96,8 +96,22 @@ pub struct BatchedRefund<'a> {
     pub metadata: &'a Map<String, Value>,
     pub read: OrderRefundState,
     pub written: OrderRefundState,
-    /// The `refund.created` payload after its `api_version`'s value.
-    pub event_tail: String,
+    /// The events the refund sends, in order, for every endpoint subscribed to them.
+    pub events: Vec<BatchedEvent>,
+    /// Whether `events` holds the order events too: without them the refund is created only
+    /// while no endpoint of its organization wants order events.
+    pub with_order_events: bool,
+}
+
+/// An event of a batched refund: its payload is `head`, the endpoint's `api_version` as a
+/// JSON string, then `tail`.
+#[derive(Serialize)]
+pub struct BatchedEvent {
+    pub position: usize,
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+    pub head: String,
+    pub tail: String,
 }
 
 /// The columns of an order that a refund reads and moves.
@@ -113,10 +127,10 @@ pub struct OrderRefundState {
 /// Creates a batch of refunds, at most one per order, in one statement that commits by
 /// itself, and returns the ids of those it created. A refund is created only if its order
 /// still has the refund state it was read with, is not blocked (nor is its organization),
-/// has no open dispute and still has the succeeded payment, and only if its organization
-/// has no webhook endpoint subscribed to order events (those need Polar's whole `Order`).
-/// Such a refund moves its order's counters and status and writes a `refund.created`
-/// event for every subscribed endpoint, all at `created_at`. The orders are offered to the
+/// has no open dispute and still has the succeeded payment, and, unless its order events
+/// were built, while its organization has no webhook endpoint subscribed to order events.
+/// Such a refund moves its order's counters and status and writes its events for every
+/// subscribed endpoint, all at `created_at`. The orders are offered to the
 /// UPDATE in the order of their ids, so that concurrent batches usually lock shared orders
 /// in the same order; a deadlock that still happens fails the batch, and its refunds are
 /// then created one by one.
@@ -124,7 +138,6 @@ pub async fn insert_batch(
     conn: &mut PgConnection,
     processor: &str,
     created_at: DateTime<Utc>,
-    event_head: &str,
     refunds: &[BatchedRefund<'_>],
 ) -> Result<Vec<Uuid>> {
     let refunds = serde_json::to_string(refunds)
@@ -139,7 +152,7 @@ pub async fn insert_batch(
                      subscription_id uuid, payment_id uuid, status text, reason text,
                      amount bigint, tax_amount bigint, currency text, comment text,
                      processor_id text, revoke_benefits boolean, metadata jsonb,
-                     read jsonb, written jsonb, event_tail text)
+                     read jsonb, written jsonb, events jsonb, with_order_events boolean)
         ),
         moved AS (
             UPDATE orders o
@@ -162,10 +175,11 @@ pub async fn insert_batch(
               AND EXISTS (SELECT 1 FROM payments p
                           WHERE p.id = r.payment_id AND p.organization_id = o.organization_id
                             AND p.order_id = o.id AND p.status = 'succeeded')
-              AND NOT EXISTS (SELECT 1 FROM webhook_endpoints w
-                              WHERE w.organization_id = o.organization_id AND w.enabled
-                                AND w.deleted_at IS NULL
-                                AND w.events && ARRAY['order.updated', 'order.refunded'])
+              AND (r.with_order_events
+                   OR NOT EXISTS (SELECT 1 FROM webhook_endpoints w
+                                  WHERE w.organization_id = o.organization_id AND w.enabled
+                                    AND w.deleted_at IS NULL
+                                    AND w.events && ARRAY['order.updated', 'order.refunded']))
             RETURNING r.id
         ),
         created AS (
@@ -183,29 +197,47 @@ pub async fn insert_batch(
         events AS (
             INSERT INTO webhook_events (id, organization_id, endpoint_id, type, api_version,
                                         payload, created_at, next_attempt_at)
-            SELECT gen_random_uuid(), r.organization_id, w.id, 'refund.created', w.api_version,
-                   $4 || to_json(w.api_version)::text || r.event_tail, $2, $2
+            SELECT gen_random_uuid(), r.organization_id, w.id, event.type, w.api_version,
+                   event.head || to_json(w.api_version)::text || event.tail, $2, $2
             FROM request r
             JOIN moved m ON m.id = r.id
+            CROSS JOIN LATERAL jsonb_to_recordset(r.events)
+                AS event (position bigint, type text, head text, tail text)
             JOIN webhook_endpoints w
               ON w.organization_id = r.organization_id AND w.enabled AND w.deleted_at IS NULL
-             AND 'refund.created' = ANY(w.events)
-            ORDER BY r.position, w.created_at, w.id
+             AND event.type = ANY(w.events)
+            ORDER BY r.position, event.position, w.created_at, w.id
             RETURNING 1
         ),
         woken AS (
-            SELECT pg_notify($5, '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event
+            SELECT pg_notify($4, '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event
         )
         SELECT c.id AS "id!" FROM created c LEFT JOIN woken ON true
         "#,
         refunds,
         created_at,
         processor,
-        event_head,
         crate::webhooks::delivery::WAKE_CHANNEL,
     )
     .fetch_all(conn)
     .await?)
+}
+
+/// Which of the refunds `(ids[i], organization_ids[i])` exist.
+pub async fn existing_ids(
+    pool: &PgPool,
+    ids: &[Uuid],
+    organization_ids: &[Uuid],
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        r#"SELECT r.id AS "id!" FROM refunds r
+           JOIN unnest($1::uuid[], $2::uuid[]) AS wanted (id, organization_id)
+             ON r.id = wanted.id AND r.organization_id = wanted.organization_id"#,
+        ids,
+        organization_ids,
+    )
+    .fetch_all(pool)
+    .await
 }
 
 /// Locks a refund row whose order the caller has locked, and reads its status.

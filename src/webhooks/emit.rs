@@ -44,7 +44,7 @@ pub struct RefundChange<'a, R> {
 
 impl<R> RefundChange<'_, R> {
     /// The events the change causes, in the order Polar sends them.
-    fn event_types(&self) -> Vec<&'static str> {
+    pub fn event_types(&self) -> Vec<&'static str> {
         let mut types = vec![match self.previous_status {
             None => REFUND_CREATED,
             Some(_) => REFUND_UPDATED,

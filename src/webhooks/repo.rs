@@ -362,6 +362,23 @@ pub async fn targets(
     .await
 }
 
+/// Which of `organization_ids` have an enabled endpoint subscribed to any of `types`.
+pub async fn organizations_subscribed(
+    db: impl PgExecutor<'_>,
+    organization_ids: &[Uuid],
+    types: &[&str],
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT organization_id FROM webhook_endpoints \
+         WHERE organization_id = ANY($1) AND enabled AND deleted_at IS NULL \
+           AND events && $2::text[]",
+    )
+    .bind(organization_ids)
+    .bind(types)
+    .fetch_all(db)
+    .await
+}
+
 /// Events to write, one per endpoint, in the order they happened.
 #[derive(Default)]
 pub struct NewEvents {
