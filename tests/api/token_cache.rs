@@ -3,14 +3,23 @@
 //! token, a removed membership or an expired token within a second, whichever process the
 //! change went through or whether it went through any.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use refunds_server::AppState;
+use refunds_server::auth::cache::{self, TokenCache};
 use refunds_server_process::{ServerCommand, ServerProcess};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
 use uuid::Uuid;
+
+use crate::helpers::{TestApp, spawn_app_with};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_refunds-server");
 const ADMIN_TOKEN: &str = "token-cache-admin";
@@ -91,10 +100,7 @@ impl Server {
             .text()
             .await
             .unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-            .map(|value| value.trim().parse().expect("a number"))
-            .unwrap_or(0.0)
+        metric_value(&text, series)
     }
 
     async fn hits(&self) -> f64 {
@@ -147,6 +153,14 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// A metric's value in Prometheus text, 0 when the series is absent.
+fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.trim().parse().expect("a number"))
+        .unwrap_or(0.0)
 }
 
 /// An organization made through the admin API, and an organization token for it.
@@ -411,10 +425,152 @@ async fn a_lost_listener_connection_empties_the_cache_and_reconnects(pool: PgPoo
             .await;
     }
 
-    // Both reconnect by themselves and use their caches again.
+    // Both reconnect by themselves, emptied, and use their caches again.
     let (_, other) = organization(&a, "Globex", json!({"scopes": ["refunds:read"]})).await;
     for server in [&a, &b] {
         server.wait_until_listening().await;
+        assert_eq!(server.get(REFUNDS, &token).await, StatusCode::UNAUTHORIZED);
         server.cache(REFUNDS, &token_of(&other)).await;
     }
+}
+
+/// A TCP proxy in front of PostgreSQL that can stall: it stops passing bytes on without
+/// closing anything, as a network that drops every packet does.
+struct StallingProxy {
+    port: u16,
+    stalled: Arc<AtomicBool>,
+}
+
+impl StallingProxy {
+    async fn start(upstream: (String, u16)) -> StallingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stalled = Arc::new(AtomicBool::new(false));
+        let flag = stalled.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = TcpStream::connect((upstream.0.as_str(), upstream.1)).await
+                else {
+                    continue;
+                };
+                let (from_client, to_client) = inbound.into_split();
+                let (from_server, to_server) = outbound.into_split();
+                tokio::spawn(pass_on(from_client, to_server, flag.clone()));
+                tokio::spawn(pass_on(from_server, to_client, flag.clone()));
+            }
+        });
+        StallingProxy { port, stalled }
+    }
+
+    fn stall(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
+    }
+}
+
+async fn pass_on(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, stalled: Arc<AtomicBool>) {
+    let mut buffer = vec![0; 8192];
+    loop {
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn app_metric(app: &TestApp, series: &str) -> f64 {
+    metric_value(
+        &app.request(Method::GET, "/metrics", None, None).await.text,
+        series,
+    )
+}
+
+/// Waits until the in-process app's listener gauge reads `value`.
+async fn until_listening_is(app: &TestApp, value: f64, within: Duration) {
+    let started = Instant::now();
+    while app_metric(app, "refunds_token_cache_listening").await != value {
+        assert!(
+            started.elapsed() < within,
+            "refunds_token_cache_listening is not {value} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_listener_connection_that_goes_silent_is_distrusted_within_a_second(pool: PgPool) {
+    // Only the listener's connection goes through the proxy: requests still reach the
+    // database, as when a firewall drops one idle-looking connection.
+    let options = pool.connect_options();
+    let proxy = StallingProxy::start((options.get_host().to_owned(), options.get_port())).await;
+    let token_cache = Arc::new(TokenCache::new(
+        Duration::from_secs(5),
+        cache::DEFAULT_CAPACITY,
+    ));
+    tokio::spawn(cache::listen(
+        token_cache.clone(),
+        (*options).clone().host("127.0.0.1").port(proxy.port),
+    ));
+    let mut state = AppState::new(pool.clone());
+    state.token_cache = token_cache;
+    let app = spawn_app_with(state).await;
+    until_listening_is(&app, 1.0, Duration::from_secs(10)).await;
+    let org = app.organization("Acme").await;
+    let hits = r#"refunds_token_cache_lookups_total{outcome="hit"}"#;
+    for _ in 0..2 {
+        assert_eq!(app.list(&org.read_token, "").await.status, StatusCode::OK);
+    }
+    assert!(
+        app_metric(&app, hits).await >= 1.0,
+        "answered from the cache"
+    );
+
+    proxy.stall(true);
+    // Its notification is sent, and held up with everything else on that connection.
+    sqlx::query("UPDATE access_tokens SET revoked_at = now() WHERE token_hash = $1")
+        .bind(refunds_server::auth::hash_token(&org.read_token))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + PROPAGATION;
+    loop {
+        let status = app.list(&org.read_token, "").await.status;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {status} past the deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The listener gives the silent connection up; it cannot connect again while stalled.
+    until_listening_is(&app, 0.0, Duration::from_secs(5)).await;
+    assert!(
+        app_metric(
+            &app,
+            r#"refunds_token_cache_lookups_total{outcome="bypassed"}"#
+        )
+        .await
+            >= 1.0
+    );
+
+    proxy.stall(false);
+    until_listening_is(&app, 1.0, Duration::from_secs(10)).await;
+    let before = app_metric(&app, hits).await;
+    for _ in 0..2 {
+        assert_eq!(app.list(&org.write_token, "").await.status, StatusCode::OK);
+    }
+    assert!(
+        app_metric(&app, hits).await > before,
+        "the cache is used again"
+    );
 }
