@@ -217,7 +217,7 @@ pub async fn listen(cache: Arc<TokenCache>, options: PgConnectOptions) {
         if !failing {
             tracing::warn!(
                 error = format!("{error:#}"),
-                "token cache listener disconnected: tokens are looked up in the database until it reconnects"
+                "token cache listener not connected: tokens are looked up in the database until it is"
             );
             failing = true;
         }
