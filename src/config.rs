@@ -48,6 +48,11 @@ pub struct ServeConfig {
     /// Seconds an idempotency key is remembered after its first use.
     #[arg(long, env = "REFUNDS_IDEMPOTENCY_KEY_TTL", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
     pub idempotency_key_ttl: u64,
+    /// Milliseconds a token's principal may be answered from memory instead of the
+    /// database (revocations and membership changes reach every process at once anyway);
+    /// 0 looks every token up.
+    #[arg(long, env = "REFUNDS_TOKEN_CACHE_TTL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(..=3_600_000))]
+    pub token_cache_ttl_ms: u64,
     #[command(flatten)]
     pub processor: ProcessorConfig,
     #[command(flatten)]

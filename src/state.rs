@@ -10,6 +10,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::postgres::PgPool;
 
+use crate::auth::cache::TokenCache;
 use crate::payments::{PaymentProcessor, SandboxProcessor};
 
 pub use replica::{ReadReplica, Reader, ReplicaStatus};
@@ -39,6 +40,9 @@ pub struct AppState {
     pub lame_duck: Arc<AtomicBool>,
     /// Webhook endpoints may be `http` URLs of private addresses (sandboxes).
     pub webhook_allow_private_urls: bool,
+    /// Principals of recently used tokens; disabled unless a listener keeps it in step
+    /// with the database (see `auth::cache`).
+    pub token_cache: Arc<TokenCache>,
 }
 
 impl AppState {
@@ -55,6 +59,7 @@ impl AppState {
             stripe_webhook_secret: None,
             lame_duck: Arc::default(),
             webhook_allow_private_urls: false,
+            token_cache: Arc::new(TokenCache::disabled()),
         }
     }
 

@@ -15,6 +15,7 @@ use tower::util::MapRequestLayer;
 use tower::{Layer, ServiceExt};
 
 use super::MIGRATOR;
+use crate::auth::cache::TokenCache;
 use crate::config::{DatabaseConfig, ProcessorConfig, ProcessorKind, Secret, ServeConfig};
 use crate::payments::stripe::StripeProcessor;
 use crate::payments::{PaymentProcessor, SandboxProcessor};
@@ -36,18 +37,22 @@ pub async fn connect_and_migrate(config: &DatabaseConfig) -> anyhow::Result<PgPo
     let pool = PgPoolOptions::new()
         .max_connections(config.db_max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(named(options))
+        .connect_with(named(options, SESSION_NAME))
         .await
         .context("DATABASE_URL: cannot connect")?;
     MIGRATOR.run(&pool).await.context("applying migrations")?;
     Ok(pool)
 }
 
+const SESSION_NAME: &str = "refunds-server";
+/// The session that listens for changes to tokens and memberships.
+const TOKEN_CACHE_SESSION_NAME: &str = "refunds-server-token-cache";
+
 /// The server's sessions carry its name (in `pg_stat_activity`), unless the URL names them.
-fn named(options: PgConnectOptions) -> PgConnectOptions {
+fn named(options: PgConnectOptions, name: &str) -> PgConnectOptions {
     match options.get_application_name() {
         Some(_) => options,
-        None => options.application_name("refunds-server"),
+        None => options.application_name(name),
     }
 }
 
@@ -62,7 +67,7 @@ fn read_replica(config: &ServeConfig) -> anyhow::Result<Option<Arc<ReadReplica>>
         .max_connections(config.database.db_max_connections)
         // A replica that stops answering is left for the primary rather than waited for.
         .acquire_timeout(Duration::from_secs(1))
-        .connect_lazy_with(named(options));
+        .connect_lazy_with(named(options, SESSION_NAME));
     Ok(Some(ReadReplica::new(
         pool,
         Duration::from_millis(config.read_max_lag_ms),
@@ -254,6 +259,24 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         state.pool.clone(),
         state.idempotency_key_lifetime.min(Duration::from_secs(600)),
     ));
+    // The listener needs no stopping: it has nothing in flight, and its session ends with
+    // the process.
+    if config.token_cache_ttl_ms > 0 {
+        let cache = Arc::new(TokenCache::new(
+            Duration::from_millis(config.token_cache_ttl_ms),
+            crate::auth::cache::DEFAULT_CAPACITY,
+        ));
+        let options: PgConnectOptions = config
+            .database
+            .database_url
+            .parse()
+            .context("DATABASE_URL")?;
+        tokio::spawn(crate::auth::cache::listen(
+            cache.clone(),
+            named(options, TOKEN_CACHE_SESSION_NAME),
+        ));
+        state.token_cache = cache;
+    }
     state.replica = read_replica(&config)?;
     if let Some(replica) = &state.replica {
         tokio::spawn(replica.clone().monitor(state.pool.clone()));

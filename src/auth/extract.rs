@@ -23,7 +23,8 @@ async fn principal_with_scope(
         .headers
         .get(header::AUTHORIZATION)
         .map(|value| value.to_str().unwrap_or_default());
-    let principal = super::service::authenticate(&state.pool, header).await?;
+    let principal =
+        super::service::authenticate_cached(&state.token_cache, &state.pool, header).await?;
     if principal.has_any_scope(scopes) {
         Ok(principal)
     } else {

@@ -1,5 +1,6 @@
 //! Access tokens, scopes and the authenticated principal.
 
+pub mod cache;
 pub mod extract;
 pub mod repo;
 pub mod service;

@@ -8,6 +8,7 @@ pub struct ActiveToken {
     pub user_id: Option<Uuid>,
     pub scopes: Vec<String>,
     pub organization_ids: Vec<Uuid>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 pub async fn find_active_token(
@@ -20,7 +21,8 @@ pub async fn find_active_token(
         SELECT t.organization_id, t.user_id, t.scopes,
                CASE WHEN t.kind = 'organization' THEN ARRAY[t.organization_id]
                     ELSE ARRAY(SELECT m.organization_id FROM memberships m WHERE m.user_id = t.user_id)
-               END AS "organization_ids!: Vec<Uuid>"
+               END AS "organization_ids!: Vec<Uuid>",
+               t.expires_at
         FROM access_tokens t
         WHERE t.token_hash = $1
           AND t.revoked_at IS NULL

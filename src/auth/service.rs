@@ -3,19 +3,50 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::cache::{Cached, TokenCache};
 use super::repo::{self, NewToken};
 use super::{Credentials, KNOWN_SCOPES, Principal, Subject};
 use crate::domain::{Error, Result};
 use crate::polar::timestamp;
 
-/// Resolves an `Authorization` header to a principal, or the matching 401.
+/// Resolves an `Authorization` header to a principal, or the matching 401, looking the
+/// token up in the database.
 pub async fn authenticate(pool: &PgPool, header: Option<&str>) -> Result<Principal> {
-    let token = match super::parse_authorization(header) {
-        Credentials::Anonymous => return Err(Error::Unauthorized),
-        Credentials::Invalid => return Err(Error::InvalidToken),
-        Credentials::Token(token) => token,
+    let token_hash = token_hash(header)?;
+    look_up(pool, &token_hash)
+        .await
+        .map(|(principal, _)| principal)
+}
+
+/// The same, answered from `cache` when it holds the token; what the database says is kept
+/// there for the next request.
+pub async fn authenticate_cached(
+    cache: &TokenCache,
+    pool: &PgPool,
+    header: Option<&str>,
+) -> Result<Principal> {
+    let token_hash = token_hash(header)?;
+    let ticket = match cache.get(&token_hash) {
+        Cached::Hit(principal) => return Ok(principal),
+        Cached::Miss(ticket) => ticket,
     };
-    let found = repo::find_active_token(pool, &super::hash_token(token))
+    let (principal, expires_at) = look_up(pool, &token_hash).await?;
+    cache.insert(ticket, &token_hash, &principal, expires_at);
+    Ok(principal)
+}
+
+/// The hash of the header's token, or the 401 a header without one answers.
+fn token_hash(header: Option<&str>) -> Result<Vec<u8>> {
+    match super::parse_authorization(header) {
+        Credentials::Anonymous => Err(Error::Unauthorized),
+        Credentials::Invalid => Err(Error::InvalidToken),
+        Credentials::Token(token) => Ok(super::hash_token(token)),
+    }
+}
+
+/// The principal of a live token, and when the token expires.
+async fn look_up(pool: &PgPool, token_hash: &[u8]) -> Result<(Principal, Option<DateTime<Utc>>)> {
+    let found = repo::find_active_token(pool, token_hash)
         .await?
         .ok_or(Error::InvalidToken)?;
     let subject = match (found.organization_id, found.user_id) {
@@ -23,11 +54,12 @@ pub async fn authenticate(pool: &PgPool, header: Option<&str>) -> Result<Princip
         (None, Some(user_id)) => Subject::User(user_id),
         (None, None) => return Err(Error::Corrupt("token without an owner".into())),
     };
-    Ok(Principal {
+    let principal = Principal {
         subject,
         scopes: found.scopes,
         organization_ids: found.organization_ids,
-    })
+    };
+    Ok((principal, found.expires_at))
 }
 
 /// A token as shown once, at creation. Only its hash is kept.

@@ -20,4 +20,5 @@ mod routing;
 mod seed;
 mod sql_scoping;
 mod stripe;
+mod token_cache;
 mod webhooks;
