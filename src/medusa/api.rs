@@ -56,7 +56,13 @@ impl FromRequestParts<AppState> for MedusaWriter {
             .map(|token| format!("Bearer {}", token.trim()));
         let mut failure = Error::Unauthorized;
         for header in [bearer, api_key].into_iter().flatten() {
-            match crate::auth::service::authenticate(&state.pool, Some(&header)).await {
+            match crate::auth::service::authenticate_cached(
+                &state.token_cache,
+                &state.pool,
+                Some(&header),
+            )
+            .await
+            {
                 Ok(principal) if principal.has_any_scope(&[REFUNDS_WRITE]) => {
                     return Ok(MedusaWriter(principal));
                 }
