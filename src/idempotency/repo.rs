@@ -62,6 +62,24 @@ pub async fn claim(conn: &mut PgConnection, request: &KeyedRequest) -> Result<Cl
     })
 }
 
+/// Which of the keys `(scopes[i], keys[i])` are stored, expired or not.
+pub async fn existing_keys(
+    conn: &mut PgConnection,
+    scopes: &[String],
+    keys: &[String],
+) -> sqlx::Result<Vec<(String, String)>> {
+    let rows = sqlx::query!(
+        r#"SELECT k.scope, k.key FROM idempotency_keys k
+           JOIN unnest($1::text[], $2::text[]) AS wanted (scope, key)
+             ON k.scope = wanted.scope AND k.key = wanted.key"#,
+        scopes,
+        keys,
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|row| (row.scope, row.key)).collect())
+}
+
 /// Writes the key with its request, the refund it made and the answer; without an answer
 /// the key stays in use, and does not expire, until `complete`. A key already there means
 /// another request took it after `claim` looked: the caller's transaction must roll back.

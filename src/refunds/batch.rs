@@ -1,15 +1,16 @@
 //! Creating refunds in batches. Concurrent creates that need no lock held across a call out
-//! (no idempotency key, a processor that answers in process) share two statements: one
-//! reads their orders, the other creates the refunds and moves the orders' counters, and
-//! commits by itself. That is what lets PostgreSQL keep up with many creates a second: the
+//! (a processor that answers in process) share a few statements: reads of their orders (and
+//! of their idempotency keys), and one statement that creates the refunds, moves the orders'
+//! counters, keeps the keys' answers and writes the webhook events, and commits by itself. That is what lets PostgreSQL keep up with many creates a second: the
 //! cost of a round trip, a transaction and a commit is paid once per batch instead of once
 //! per refund.
 //!
 //! The orders are read without a lock, and the rules are checked in Rust against what was
 //! read, as the one-by-one create checks them; the write then creates a refund only where
 //! its order is still as it was read. A refund that is not created here (a rule refuses it,
-//! its order changed meanwhile, the batch failed) is declined: the caller creates it one by
-//! one, under the order's lock, which gives every refusal its exact answer.
+//! its order changed meanwhile, its key was used before, the batch failed) is declined: the
+//! caller creates it one by one, under the order's lock, which gives every refusal and
+//! every replay its exact answer.
 //!
 //! There is no batching task: a create queues itself and, when a batch slot is free, takes
 //! every create waiting (its own and others') as one batch, run in a task of its own so that
@@ -25,9 +26,10 @@ use tokio::sync::{Semaphore, oneshot};
 use uuid::Uuid;
 
 use super::model::{Refund, RefundCreate};
-use super::repo::{self, BatchedEvent, BatchedRefund, OrderRefundState};
-use super::service::{self, RefundRecord};
+use super::repo::{self, BatchedEvent, BatchedKey, BatchedRefund, OrderRefundState};
+use super::service::{self, Keyed, RefundRecord};
 use crate::domain::{Error, RefundStatus, Result};
+use crate::idempotency::{self, KeyedRequest, StoredAnswer};
 use crate::orders::{
     self,
     model::Order,
@@ -51,8 +53,8 @@ const ORDER_EVENTS: [&str; 2] = [ORDER_UPDATED, ORDER_REFUNDED];
 /// What became of a create handed to the batcher.
 pub enum Batched {
     Created(Refund),
-    /// Not created: the create is to be made one by one, with this input.
-    Declined(RefundCreate),
+    /// Not created: the create is to be made one by one, with this input and key.
+    Declined(RefundCreate, Option<Keyed>),
 }
 
 pub struct CreateBatcher {
@@ -64,6 +66,7 @@ struct Waiting {
     refund_id: Uuid,
     organization_ids: Vec<Uuid>,
     input: RefundCreate,
+    keyed: Option<Keyed>,
     answer: oneshot::Sender<Batched>,
 }
 
@@ -72,7 +75,7 @@ impl Waiting {
         metrics::counter!("refunds_batched_total", "outcome" => "declined").increment(1);
         // The create was abandoned (its client hung up) when nobody listens: nothing was
         // made for it, so nothing is lost.
-        let _ = self.answer.send(Batched::Declined(self.input));
+        let _ = self.answer.send(Batched::Declined(self.input, self.keyed));
     }
 }
 
@@ -93,12 +96,14 @@ impl CreateBatcher {
         organization_ids: &[Uuid],
         refund_id: Uuid,
         input: RefundCreate,
+        keyed: Option<Keyed>,
     ) -> Result<Batched> {
         let (answer, mut answered) = oneshot::channel();
         self.lock_waiting().push(Waiting {
             refund_id,
             organization_ids: organization_ids.to_vec(),
             input,
+            keyed,
             answer,
         });
         let lost = || Error::Corrupt("a batch of refunds ended without an answer".into());
@@ -147,6 +152,8 @@ struct Planned {
     payment_id: Uuid,
     order_before: OrderState,
     order_after: OrderState,
+    /// The create's key and the answer it keeps.
+    key: Option<(KeyedRequest, StoredAnswer)>,
 }
 
 async fn run(state: &AppState, batch: Vec<Waiting>) {
@@ -234,9 +241,22 @@ async fn write(
     };
     let orders: HashMap<Uuid, LockedOrder> =
         orders.into_iter().map(|order| (order.id, order)).collect();
+    let (keys_used, batch) = match keys_used_before(&mut conn, batch).await {
+        Ok(read) => read,
+        Err((error, batch)) => {
+            batch.into_iter().for_each(Waiting::decline);
+            return Err(error);
+        }
+    };
 
     let created_at = Utc::now().trunc_subsecs(6);
     for waiting in batch {
+        if let Some(keyed) = &waiting.keyed
+            && keys_used.contains(&(keyed.request.scope.clone(), keyed.request.key.clone()))
+        {
+            waiting.decline();
+            continue;
+        }
         match orders.get(&waiting.input.order_id) {
             Some(order) => match plan(state, order, waiting, created_at).await {
                 Ok(ready) => planned.push(ready),
@@ -273,10 +293,48 @@ async fn write(
             written: refund_state(&ready.order_after),
             events: events(ready, order, created_at)?,
             with_order_events: order.is_some(),
+            key: ready.key.as_ref().map(|(request, answer)| BatchedKey {
+                scope: &request.scope,
+                key: &request.key,
+                method: request.method,
+                route: &request.route,
+                fingerprint: hex::encode(request.fingerprint),
+                status: answer.status,
+                body: String::from_utf8_lossy(&answer.body),
+            }),
         });
     }
-    let created = repo::insert_batch(&mut conn, state.processor.name(), created_at, &rows).await?;
+    let key_lifetime = state.idempotency_key_lifetime;
+    let created = repo::insert_batch(
+        &mut conn,
+        state.processor.name(),
+        created_at,
+        key_lifetime,
+        &rows,
+    )
+    .await?;
     Ok(created.into_iter().collect())
+}
+
+/// The keys of the batch's creates that were used before: their creates go one by one, which
+/// replays, refuses or replaces them. A key taken by another request after this read makes
+/// the batch's statement fail as a whole.
+async fn keys_used_before(
+    conn: &mut PgConnection,
+    batch: Vec<Waiting>,
+) -> std::result::Result<(HashSet<(String, String)>, Vec<Waiting>), (Error, Vec<Waiting>)> {
+    let (scopes, keys): (Vec<String>, Vec<String>) = batch
+        .iter()
+        .filter_map(|waiting| waiting.keyed.as_ref())
+        .map(|keyed| (keyed.request.scope.clone(), keyed.request.key.clone()))
+        .unzip();
+    if keys.is_empty() {
+        return Ok((HashSet::new(), batch));
+    }
+    match idempotency::repo::existing_keys(&mut *conn, &scopes, &keys).await {
+        Ok(used) => Ok((used.into_iter().collect(), batch)),
+        Err(error) => Err((error.into(), batch)),
+    }
 }
 
 /// Polar's `Order` of every planned refund whose organization has an endpoint subscribed to
@@ -391,7 +449,15 @@ async fn plan(
         )
     };
     let refund = service::refund_of(order, &record, created_at);
+    let key = match &waiting.keyed {
+        Some(keyed) => match (keyed.answer)(&Ok(refund.clone())) {
+            Some(answer) => Some((keyed.request.clone(), answer)),
+            None => return Err(waiting),
+        },
+        None => None,
+    };
     Ok(Planned {
+        key,
         waiting,
         refund,
         processor_id: outcome.processor_id,

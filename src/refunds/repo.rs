@@ -101,6 +101,21 @@ pub struct BatchedRefund<'a> {
     /// Whether `events` holds the order events too: without them the refund is created only
     /// while no endpoint of its organization wants order events.
     pub with_order_events: bool,
+    /// The create's idempotency key, kept with its answer.
+    pub key: Option<BatchedKey<'a>>,
+}
+
+/// An idempotency key to keep with the answer of its batched create.
+#[derive(Serialize)]
+pub struct BatchedKey<'a> {
+    pub scope: &'a str,
+    pub key: &'a str,
+    pub method: &'a str,
+    pub route: &'a str,
+    /// Hexadecimal.
+    pub fingerprint: String,
+    pub status: u16,
+    pub body: std::borrow::Cow<'a, str>,
 }
 
 /// An event of a batched refund: its payload is `head`, the endpoint's `api_version` as a
@@ -129,8 +144,10 @@ pub struct OrderRefundState {
 /// still has the refund state it was read with, is not blocked (nor is its organization),
 /// has no open dispute and still has the succeeded payment, and, unless its order events
 /// were built, while its organization has no webhook endpoint subscribed to order events.
-/// Such a refund moves its order's counters and status and writes its events for every
-/// subscribed endpoint, all at `created_at`. The orders are offered to the
+/// Such a refund moves its order's counters and status, keeps its idempotency key with its
+/// answer for `key_lifetime`, and writes its events for every subscribed endpoint, all at
+/// `created_at`. A key that another request took after it was read fails the whole
+/// statement: nothing of the batch is written. The orders are offered to the
 /// UPDATE in the order of their ids, so that concurrent batches usually lock shared orders
 /// in the same order; a deadlock that still happens fails the batch, and its refunds are
 /// then created one by one.
@@ -138,6 +155,7 @@ pub async fn insert_batch(
     conn: &mut PgConnection,
     processor: &str,
     created_at: DateTime<Utc>,
+    key_lifetime: std::time::Duration,
     refunds: &[BatchedRefund<'_>],
 ) -> Result<Vec<Uuid>> {
     let refunds = serde_json::to_string(refunds)
@@ -152,7 +170,8 @@ pub async fn insert_batch(
                      subscription_id uuid, payment_id uuid, status text, reason text,
                      amount bigint, tax_amount bigint, currency text, comment text,
                      processor_id text, revoke_benefits boolean, metadata jsonb,
-                     read jsonb, written jsonb, events jsonb, with_order_events boolean)
+                     read jsonb, written jsonb, events jsonb, with_order_events boolean,
+                     key jsonb)
         ),
         moved AS (
             UPDATE orders o
@@ -175,6 +194,10 @@ pub async fn insert_batch(
               AND EXISTS (SELECT 1 FROM payments p
                           WHERE p.id = r.payment_id AND p.organization_id = o.organization_id
                             AND p.order_id = o.id AND p.status = 'succeeded')
+              -- A create holding the key one by one holds this lock until it commits.
+              AND (r.key IS NULL OR jsonb_typeof(r.key) <> 'object'
+                   OR pg_try_advisory_xact_lock(
+                          hashtextextended((r.key->>'scope') || chr(31) || (r.key->>'key'), 0)))
               AND (r.with_order_events
                    OR NOT EXISTS (SELECT 1 FROM webhook_endpoints w
                                   WHERE w.organization_id = o.organization_id AND w.enabled
@@ -209,15 +232,34 @@ pub async fn insert_batch(
             ORDER BY r.position, event.position, w.created_at, w.id
             RETURNING 1
         ),
+        kept AS (
+            INSERT INTO idempotency_keys (scope, key, method, route, fingerprint, refund_id,
+                                          response_status, response_body, expires_at)
+            SELECT r.key->>'scope', r.key->>'key', r.key->>'method', r.key->>'route',
+                   decode(r.key->>'fingerprint', 'hex'), r.id,
+                   (r.key->>'status')::smallint, convert_to(r.key->>'body', 'UTF8'),
+                   $2 + $5 * interval '1 millisecond'
+            FROM request r JOIN moved m ON m.id = r.id
+            WHERE jsonb_typeof(r.key) = 'object'
+            ON CONFLICT DO NOTHING
+            RETURNING 1
+        ),
+        -- A key taken meanwhile would leave a refund without its key: fail the statement.
+        all_kept AS (
+            SELECT 1 / ((SELECT count(*) FROM kept)
+                        = (SELECT count(*) FROM request r JOIN moved m ON m.id = r.id
+                           WHERE jsonb_typeof(r.key) = 'object'))::int AS ok
+        ),
         woken AS (
             SELECT pg_notify($4, '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event
         )
-        SELECT c.id AS "id!" FROM created c LEFT JOIN woken ON true
+        SELECT c.id AS "id!" FROM created c CROSS JOIN all_kept LEFT JOIN woken ON true
         "#,
         refunds,
         created_at,
         processor,
         crate::webhooks::delivery::WAKE_CHANNEL,
+        key_lifetime.as_millis() as f64,
     )
     .fetch_all(conn)
     .await?)

@@ -44,8 +44,8 @@ pub enum Created {
     Replayed(StoredAnswer),
 }
 
-/// Creates a refund. Without a key, with a processor that answers in process, it is first
-/// offered to `batcher` (see `refunds::batch`); one the batch declines is made here, one by
+/// Creates a refund. With a processor that answers in process, it is first offered to
+/// `batcher` (see `refunds::batch`); one the batch declines is made here, one by
 /// one. A processor that answers in-process settles it inside the transaction that locked
 /// the order. Any other is called outside every transaction, between one that
 /// reserves the amount as a pending refund and one that settles or releases it, so that no
@@ -65,18 +65,18 @@ pub async fn create_refund(
 ) -> Result<Created> {
     let refund_id = Uuid::new_v4();
     tracing::Span::current().record("refund_id", tracing::field::display(refund_id));
-    let input = match batcher {
-        Some(batcher) if keyed.is_none() && state.processor.answers_in_process() => {
+    let (input, keyed) = match batcher {
+        Some(batcher) if state.processor.answers_in_process() => {
             let organization_ids = &principal.organization_ids;
             match batcher
-                .create(state, organization_ids, refund_id, input)
+                .create(state, organization_ids, refund_id, input, keyed)
                 .await?
             {
                 Batched::Created(refund) => return Ok(Created::Fresh(Box::new(refund))),
-                Batched::Declined(input) => input,
+                Batched::Declined(input, keyed) => (input, keyed),
             }
         }
-        _ => input,
+        _ => (input, keyed),
     };
     create_one(state, principal, input, keyed, refund_id).await
 }

@@ -684,3 +684,60 @@ async fn one_key_calls_a_slow_processor_once_and_survives_a_client_that_hangs_up
         }
     );
 }
+
+/// Keyed creates are made in batches too: the key is kept with its answer in the batch's
+/// statement, a retry replays it byte for byte, and many requests with one key at once
+/// refund once, whichever way each went.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn keyed_creates_in_batches_refund_once(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let org = app.organization("Acme").await;
+    let order_id = app.order(org.id, 100_000, 0).await;
+    let body = refund_body(order_id, 100);
+
+    let first = keyed(&app, &org.write_token, Some(b"batched"), &body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    assert_fresh(&first);
+    let metrics = app
+        .request(reqwest::Method::GET, "/metrics", None, None)
+        .await
+        .text;
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("refunds_batched_total")
+                && line.contains(r#"outcome="created""#)
+                && line.ends_with(" 1")),
+        "the first create was batched: {metrics}"
+    );
+    let replay = keyed(&app, &org.write_token, Some(b"batched"), &body).await;
+    assert_replay_of(&replay, &first);
+    assert_eq!(refund_count(&app.pool, order_id).await, 1);
+
+    let other_order = app.order(org.id, 100_000, 0).await;
+    let other_body = refund_body(other_order, 100);
+    let together = futures::future::join_all(
+        (0..20).map(|_| keyed(&app, &org.write_token, Some(b"together"), &other_body)),
+    )
+    .await;
+    let created: Vec<&Response> = together
+        .iter()
+        .filter(|response| response.status == StatusCode::CREATED)
+        .collect();
+    assert!(!created.is_empty());
+    for response in &together {
+        assert!(
+            [StatusCode::CREATED, StatusCode::CONFLICT].contains(&response.status),
+            "{}",
+            response.text
+        );
+    }
+    // Every 201 is the one refund's answer, byte for byte.
+    assert!(
+        created
+            .iter()
+            .all(|response| response.text == created[0].text)
+    );
+    assert_eq!(refund_count(&app.pool, other_order).await, 1);
+    assert_eq!(key_count(&app.pool).await, 2);
+}
