@@ -656,7 +656,9 @@ async fn one_key_calls_a_slow_processor_once_and_survives_a_client_that_hangs_up
         .bearer_auth(&org.write_token)
         .header("content-type", "application/json")
         .header("Idempotency-Key", "hasty")
-        .timeout(Duration::from_millis(200))
+        // Long enough for the reserving transaction to commit on a loaded machine, shorter
+        // than the processor's call.
+        .timeout(Duration::from_millis(400))
         .body(refund_body(order_id, 200))
         .send()
         .await;
