@@ -19,6 +19,7 @@ struct ErrorLines {
     first: Vec<String>,
 }
 
+#[derive(Clone)]
 pub struct ServerConfig {
     pub binary: PathBuf,
     pub database_url: String,
