@@ -3,10 +3,12 @@
 # tools/bench/sql/minimal.pgbench (BEGIN, the order's UPDATE ... RETURNING, the refund's
 # INSERT, END), run with pgbench -M prepared on the scratch tables of
 # tools/bench/sql/limit_scratch.sql, on our migrated schema, and on variants of it that each
-# change one thing. Prints, per variant: µs per transaction at 1 client (synchronous commit
-# as configured, and with synchronous_commit=off, which leaves out the WAL flush), tps at 16
-# clients, WAL bytes and full-page images per transaction at 1 client; each the median of
-# the rounds, the variants taken in turn within a round. Then EXPLAIN (ANALYZE, BUFFERS, WAL)
+# change one thing. Prints, per variant: at 1 client the µs per transaction, the CPU the
+# database's backends spent per transaction (which other work on the machine disturbs much
+# less than the wall time) and the WAL per transaction (bytes, full-page images, B-tree leaf
+# inserts, non-HOT heap updates); at 16 clients the tps and the backends' CPU per
+# transaction. Each the median of the rounds, the variants taken in turn within a round,
+# each run after a CHECKPOINT. Then EXPLAIN (ANALYZE, BUFFERS, WAL)
 # of the UPDATE and the INSERT on our schema and on the scratch tables.
 #
 #   scripts/bench-schema-costs.sh [--orders N] [--seconds S] [--rounds R] [--only a,b] [--keep]
@@ -15,8 +17,8 @@
 # psql, the orders from one INSERT (seeded like `refunds-server seed`, ids md5(n) so that
 # pgbench picks a random one without a lookup). Every database it makes is named
 # schema_costs_<random>_<variant> on DATABASE_URL's server and dropped at the end (unless
-# --keep). The WAL figures read the cluster's WAL position: other work on the same server
-# adds to them.
+# --keep). The WAL figures come from pg_waldump over the 1-client run, keeping the
+# records of the variant's database: it must be able to read the server's pg_wal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +32,8 @@ only=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --orders) orders="$2"; shift 2 ;;
-        --seconds) seconds="$2"; shift 2 ;;
+        --seconds) seconds="$2"; shift 2
+                   [ "$seconds" -ge 5 ] || { echo "--seconds must be at least 5" >&2; exit 2; } ;;
         --rounds) rounds="$2"; shift 2 ;;
         --only) only="$2"; shift 2 ;;
         --keep) keep=true; shift ;;
@@ -186,24 +189,66 @@ for name in "${names[@]}"; do
     q "$db" -c "VACUUM ANALYZE" >/dev/null
 done
 
-# One pgbench run: prints "tps latency_us transactions".
-run_pgbench() { # db script clients [PGOPTIONS]
-    local output
-    output="$(PGOPTIONS="${4:-}" "$PGBENCH" -n -M prepared -c "$3" -j "$(( $3 < 2 ? 1 : 2 ))" \
-        -T "$seconds" -f "$2" -D norders="$orders" "$base_url/$1" 2>&1)" || {
-        echo "$output" >&2
-        return 1
-    }
-    if ! grep -q '^number of failed transactions: 0 ' <<<"$output"; then
-        echo "$output" >&2
+# CPU time (clock ticks) used so far by the backends of database $1.
+ticks_per_second="$(getconf CLK_TCK)"
+backend_ticks() {
+    local pids
+    pids="$(pgrep -f "^postgres: .* $1 " | sed 's|.*|/proc/&/stat|')"
+    # utime and stime: fields 14 and 15 (postgres's name holds no spaces). A backend that
+    # ended meanwhile is left out.
+    # shellcheck disable=SC2086
+    cat $pids 2>/dev/null | awk '{ total += $14 + $15 } END { print total + 0 }'
+}
+# One pgbench run on database $1 with script $2 and $3 clients. Prints "tps latency_us
+# transactions cpu_us": the PostgreSQL CPU per transaction is that of the database's backends
+# from 1 s after the start to 2 s before the end, over the refunds made meanwhile.
+run_pgbench() {
+    local output="$work/pgbench.out" pid t1 r1 t2 r2
+    "$PGBENCH" -n -M prepared -c "$3" -j "$(( $3 < 2 ? 1 : 2 ))" -T "$seconds" -f "$2" \
+        -D norders="$orders" "$base_url/$1" >"$output" 2>&1 &
+    pid=$!
+    sleep 1
+    t1="$(backend_ticks "$1")"; r1="$(refunds_in "$1")"
+    sleep $(( seconds - 3 ))
+    t2="$(backend_ticks "$1")"; r2="$(refunds_in "$1")"
+    if ! wait "$pid" || ! grep -q '^number of failed transactions: 0 ' "$output"; then
+        cat "$output" >&2
         return 1
     fi
-    awk '/^tps = / { tps = $3 } /^latency average = / { lat = $4 * 1000 }
-         /^number of transactions actually processed: / { n = $6 }
-         END { printf "%.0f %.0f %d\n", tps, lat, n }' <<<"$output"
+    awk -v ticks=$(( t2 - t1 )) -v made=$(( r2 - r1 )) -v hz="$ticks_per_second" '
+        /^tps = / { tps = $3 } /^latency average = / { lat = $4 * 1000 }
+        /^number of transactions actually processed: / { n = $6 }
+        END { printf "%.0f %.0f %d %.0f\n", tps, lat, n, ticks * 1e6 / hz / (made > 0 ? made : 1) }' "$output"
 }
-wal() { psql -X -At -d "$DATABASE_URL" -c "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, wal_fpi FROM pg_stat_wal"; }
-refunds_in() { q "$1" -At -c "SELECT count(*) FROM $(schema_of "$2")refunds"; }
+lsn() { psql -X -At -d "$DATABASE_URL" -c "SELECT pg_current_wal_lsn()"; }
+# The WAL a database's transactions wrote between two positions, read with pg_waldump (the
+# cluster's other work left out): records naming one of its relations, and the commits of
+# the transactions that wrote them. Prints per transaction: bytes, full-page images, B-tree
+# leaf inserts, heap updates that were not HOT; "- - - -" if the WAL is not readable here.
+PG_WALDUMP="${PG_WALDUMP:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)/pg_waldump}"
+wal_dir="$(psql -X -At -d "$DATABASE_URL" -c "SHOW data_directory" 2>/dev/null)/pg_wal"
+wal_of() { # db start end transactions
+    local oid
+    oid="$(psql -X -At -d "$DATABASE_URL" -c "SELECT oid FROM pg_database WHERE datname = '$1'")"
+    "$PG_WALDUMP" -p "$wal_dir" -s "$2" -e "$3" 2>"$work/pg_waldump.err" | awk -v rel="rel [0-9]+/$oid/" -v n="$4" '
+        { match($0, /rec\/tot\): *[0-9]+\/ *[0-9]+/); split(substr($0, RSTART, RLENGTH), l, "/");
+          len = l[3] + 0; match($0, /tx: *[0-9]+/); tx = substr($0, RSTART + 3, RLENGTH - 3) + 0 }
+        $0 ~ rel { ours[tx] = 1; bytes += len; fpi += gsub(/ FPW/, "");
+                   if ($0 ~ /rmgr: Btree/ && $0 ~ /INSERT_LEAF/) leaf++;
+                   if ($0 ~ /rmgr: Heap / && $0 ~ /desc: UPDATE/) cold++; next }
+        /rmgr: Transaction/ && (tx in ours) { bytes += len }
+        END { if (n > 0 && bytes > 0) printf "%.0f %.2f %.2f %.2f\n", bytes / n, fpi / n, leaf / n, cold / n;
+              else print "- - - -" }'
+    if [ -s "$work/pg_waldump.err" ]; then
+        echo "  pg_waldump: $(tail -1 "$work/pg_waldump.err")" >&2
+    fi
+}
+# Refunds in database $1 (of the scratch tables in the scratch variant's).
+refunds_in() {
+    local schema=""
+    [[ "$1" == *_scratch ]] && schema="limit_scratch."
+    q "$1" -At -c "SELECT count(*) FROM ${schema}refunds"
+}
 
 results="$work/results"
 : >"$results"
@@ -213,27 +258,23 @@ for round in $(seq 1 "$rounds"); do
         db="${prefix}_${name}"
         script="$(script_of "$name")"
         q "$db" -c CHECKPOINT
-        before_refunds="$(refunds_in "$db" "$name")"
-        read -r wal_before fpi_before <<<"$(wal | tr '|' ' ')"
+        before_refunds="$(refunds_in "$db")"
+        wal_start="$(lsn)"
         out="$(run_pgbench "$db" "$script" 1)"
-        read -r wal_after fpi_after <<<"$(wal | tr '|' ' ')"
-        read -r _ one_us one_n <<<"$out"
-        after_refunds="$(refunds_in "$db" "$name")"
+        wal_end="$(lsn)"
+        read -r _ one_us one_n one_cpu <<<"$out"
+        read -r wal_per_tx fpi_per_tx leaf_per_tx cold_per_tx <<<"$(wal_of "$db" "$wal_start" "$wal_end" "$one_n")"
+        after_refunds="$(refunds_in "$db")"
         if [ $(( after_refunds - before_refunds )) -ne "$one_n" ]; then
             echo "$name: pgbench reported $one_n transactions but made $(( after_refunds - before_refunds )) refunds" >&2
             exit 1
         fi
         q "$db" -c CHECKPOINT
-        out="$(run_pgbench "$db" "$script" 1 "-c synchronous_commit=off")"
-        read -r _ async_us _ <<<"$out"
-        q "$db" -c CHECKPOINT
         out="$(run_pgbench "$db" "$script" 16)"
-        read -r tps16 _ _ <<<"$out"
-        wal_per_tx=$(( (wal_after - wal_before) / one_n ))
-        fpi_per_tx="$(awk -v a="$fpi_after" -v b="$fpi_before" -v n="$one_n" 'BEGIN { printf "%.2f", (a - b) / n }')"
-        echo "$name $one_us $async_us $tps16 $wal_per_tx $fpi_per_tx" >>"$results"
-        printf '  %-22s 1 client %6d µs/tx (sync off %5d)  16 clients %6d tps  WAL %6d B/tx, %s FPI/tx\n' \
-            "$name" "$one_us" "$async_us" "$tps16" "$wal_per_tx" "$fpi_per_tx" >&2
+        read -r tps16 _ _ cpu16 <<<"$out"
+        echo "$name $one_us $one_cpu $tps16 $cpu16 $wal_per_tx $fpi_per_tx $leaf_per_tx $cold_per_tx" >>"$results"
+        printf '  %-21s 1 client %6d µs/tx (PG CPU %4d)  16 clients %5d tps (PG CPU %4d µs/tx)  WAL %6s B/tx: %s FPI, %s B-tree inserts, %s non-HOT updates\n' \
+            "$name" "$one_us" "$one_cpu" "$tps16" "$cpu16" "$wal_per_tx" "$fpi_per_tx" "$leaf_per_tx" "$cold_per_tx" >&2
     done
 done
 
@@ -242,11 +283,12 @@ median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 col() { awk -v n="$1" -v c="$2" '$1 == n { print $c }' "$results" | median; }
 echo
 echo "schema costs: $orders orders, $rounds round(s) of $seconds s per figure; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "| change | µs/tx, 1 client | µs/tx, 1 client, synchronous_commit=off | tps, 16 clients | WAL B/tx | FPI/tx |"
-echo "|---|---|---|---|---|---|"
+echo "| change | µs/tx, 1 client | PostgreSQL CPU µs/tx, 1 client | tps, 16 clients | PostgreSQL CPU µs/tx, 16 clients | WAL B/tx | full-page images/tx | B-tree inserts/tx | non-HOT updates/tx |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for name in "${names[@]}"; do
-    printf '| %s (`%s`) | %s | %s | %s | %s | %s |\n' "${what[$name]}" "$name" \
-        "$(col "$name" 2)" "$(col "$name" 3)" "$(col "$name" 4)" "$(col "$name" 5)" "$(col "$name" 6)"
+    printf '| %s (`%s`) |' "${what[$name]}" "$name"
+    for column in 2 3 4 5 6 7 8 9; do printf ' %s |' "$(col "$name" "$column")"; done
+    echo
 done
 
 # --- Plan shapes: the UPDATE and the INSERT of one transaction, rolled back, on our schema

@@ -76,6 +76,8 @@ struct Settings {
     pool_size: u32,
     /// The server's pool in the phase of the most clients on a pool as large.
     large_pool: u32,
+    /// Where `perf record` writes the profile of one more create phase, if anywhere.
+    perf: Option<PathBuf>,
 }
 
 impl Settings {
@@ -95,6 +97,7 @@ impl Settings {
             start_samples: 5,
             pool_size: 16,
             large_pool: 64,
+            perf: None,
         }
     }
 
@@ -145,6 +148,10 @@ struct Args {
     /// Sequential requests per list case (default 200)
     #[arg(long, value_name = "N")]
     list_requests: Option<usize>,
+    /// Also, in the first run, profile the server with `perf record -g` through one more
+    /// create phase of the first client count, into FILE (see scripts/bench-flamegraph.sh)
+    #[arg(long, value_name = "FILE")]
+    perf: Option<PathBuf>,
 }
 
 fn parse_size(text: &str) -> Result<u64, std::num::ParseIntError> {
@@ -164,6 +171,7 @@ fn settings(args: Args) -> Result<Settings> {
     settings.list_sizes = args.list_sizes.unwrap_or(settings.list_sizes);
     settings.refunds_per_order = args.refunds_per_order.unwrap_or(settings.refunds_per_order);
     settings.list_requests = args.list_requests.unwrap_or(settings.list_requests);
+    settings.perf = args.perf;
     if settings.runs == 0 || settings.orders == 0 || settings.list_requests == 0 {
         bail!("--runs, --orders and --list-requests must be positive");
     }
@@ -667,6 +675,70 @@ async fn measure_create(
     Ok((create, result.errors))
 }
 
+/// One more create phase of the first client count with `perf record -g` on the server
+/// through its window, so that its profile is that of the create load alone.
+async fn profile_create(
+    settings: &Settings,
+    fixture: &Fixture,
+    server: &Server,
+    output: &Path,
+) -> Result<()> {
+    let clients = settings.client_counts[0];
+    let perf = std::env::var_os("PERF").unwrap_or_else(|| "perf".into());
+    let record = async {
+        tokio::time::sleep(settings.warmup).await;
+        let mut command = tokio::process::Command::new(&perf);
+        refunds_server_process::die_with_parent(&mut command);
+        let status = command
+            .args([
+                "record",
+                "-F",
+                "999",
+                "-g",
+                "-p",
+                &server.pid().to_string(),
+                "-o",
+            ])
+            .arg(output)
+            .args(["--", "sleep", &settings.window.as_secs().max(1).to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .status()
+            .await
+            .with_context(|| format!("spawning {}", perf.to_string_lossy()))?;
+        if !status.success() {
+            bail!("perf record failed ({status})");
+        }
+        Ok(())
+    };
+    let (result, recorded) = tokio::join!(
+        load::create_refunds(
+            server.addr,
+            fixture.create_token.clone(),
+            fixture.orders.clone(),
+            clients,
+            false,
+            settings.warmup,
+            settings.window,
+        ),
+        record
+    );
+    let result = result?;
+    recorded?;
+    eprintln!(
+        "  profiled create, {clients} clients: {:.0} req/s under perf, {} errors; profile in {}",
+        result.throughput(),
+        result.errors,
+        output.display()
+    );
+    if result.errors > 0 {
+        bail!("{} errors in the profiled create phase", result.errors);
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Latency {
     p50_ms: f64,
@@ -786,6 +858,10 @@ async fn one_run(
             true => figures.create_keyed = create,
             false => figures.create.push(create),
         }
+    }
+
+    if let (0, Some(output)) = (run, &settings.perf) {
+        profile_create(settings, fixture, &server, output).await?;
     }
 
     // Webhooks: the same load without and then with one endpoint subscribed to the events a

@@ -111,6 +111,10 @@ impl Server {
         Ok(memory.peak_kib * 1024)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.process.pid
+    }
+
     /// User plus system CPU time the process has used so far.
     pub fn cpu_time(&self) -> Result<Duration> {
         crate::cpu::process(self.process.pid)
