@@ -148,8 +148,9 @@ struct Args {
     /// Sequential requests per list case (default 200)
     #[arg(long, value_name = "N")]
     list_requests: Option<usize>,
-    /// Also, in the first run, profile the server with `perf record -g` through one more
-    /// create phase of the first client count, into FILE (see scripts/bench-flamegraph.sh)
+    /// Also, in the first run, profile the server with `perf record` (PERF_CALL_GRAPH,
+    /// default dwarf,32768) through one more create phase of the first client count, into
+    /// FILE (see scripts/bench-flamegraph.sh)
     #[arg(long, value_name = "FILE")]
     perf: Option<PathBuf>,
 }
@@ -675,7 +676,7 @@ async fn measure_create(
     Ok((create, result.errors))
 }
 
-/// One more create phase of the first client count with `perf record -g` on the server
+/// One more create phase of the first client count with `perf record` on the server
 /// through its window, so that its profile is that of the create load alone.
 async fn profile_create(
     settings: &Settings,
@@ -685,20 +686,16 @@ async fn profile_create(
 ) -> Result<()> {
     let clients = settings.client_counts[0];
     let perf = std::env::var_os("PERF").unwrap_or_else(|| "perf".into());
+    // DWARF unwinding goes through libc, which has no frame pointers (its socket calls
+    // would otherwise lose their callers).
+    let call_graph = std::env::var("PERF_CALL_GRAPH").unwrap_or_else(|_| "dwarf,32768".into());
     let record = async {
         tokio::time::sleep(settings.warmup).await;
         let mut command = tokio::process::Command::new(&perf);
         refunds_server_process::die_with_parent(&mut command);
         let status = command
-            .args([
-                "record",
-                "-F",
-                "999",
-                "-g",
-                "-p",
-                &server.pid().to_string(),
-                "-o",
-            ])
+            .args(["record", "-F", "999", "--call-graph", &call_graph])
+            .args(["-p", &server.pid().to_string(), "-o"])
             .arg(output)
             .args(["--", "sleep", &settings.window.as_secs().max(1).to_string()])
             .stdin(Stdio::null())
@@ -1023,6 +1020,7 @@ async fn one_run(
         pool_size: settings.large_pool,
         ..server_config.clone()
     };
+    wait_for_connections(resources, settings.large_pool).await?;
     let (server, _) = Server::start(&large_pool).await?;
     let clients = settings.client_counts.iter().copied().max().unwrap_or(1);
     let label = format!(", pool of {}", settings.large_pool);
@@ -1132,6 +1130,37 @@ async fn measure_list_under_load(
     Ok((create, under_load, written, load.errors))
 }
 
+/// Waits until PostgreSQL has `needed` connections to spare (other work on the same server
+/// may hold many for a while), for at most two minutes.
+async fn wait_for_connections(resources: &Resources, needed: u32) -> Result<()> {
+    let started = Instant::now();
+    let mut database = PgConnection::connect(&resources.base_url).await?;
+    let mut told = false;
+    loop {
+        // Beside this connection; superuser-reserved ones left out.
+        let spare: i64 = sqlx::query_scalar(
+            "SELECT current_setting('max_connections')::int \
+                    - current_setting('superuser_reserved_connections')::int \
+                    - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
+        )
+        .fetch_one(&mut database)
+        .await?;
+        if spare >= needed as i64 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("PostgreSQL has {spare} connections to spare, {needed} needed");
+        }
+        if !told {
+            eprintln!("  waiting for {needed} spare connections ({spare} now)");
+            told = true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    database.close().await?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LimitKind {
     /// The server's own SQL, statement for statement (`pgbench::SCRIPT`).
@@ -1204,6 +1233,7 @@ async fn measure_limit(
         defines: &defines,
         log_prefix: None,
     };
+    wait_for_connections(resources, connections).await?;
     pgbench::run(&params)
         .await
         .with_context(|| format!("pgbench warm-up, {}", kind.label()))?;
@@ -1231,6 +1261,7 @@ async fn measure_limit(
             started.elapsed(),
         )
     };
+    wait_for_connections(resources, connections).await?;
     let (limit, (pg_cpu, sampled)) = tokio::join!(pgbench::run(&params), pg_sampler);
     let limit = limit.with_context(|| format!("pgbench, {}", kind.label()))?;
     if limit.failed > 0 {
