@@ -1,16 +1,19 @@
 //! The refunds-server benchmark: `scripts/bench.sh [--quick]` builds and runs this.
 //!
 //! In a fresh database it seeds orders and refunds, then in each run measures the server's
-//! create-refund throughput and latency against pgbench running the same SQL, the latency
-//! of the list's first page as an organization grows from 10 thousand to 1 million refunds,
-//! the server's peak memory under load and its start-to-ready time. It prints the medians
-//! of the runs against the targets. The database, the server processes and pgbench are
-//! removed or stopped at the end, also on failure and on Ctrl-C.
+//! create-refund throughput and latency against two limits taken with pgbench on the same
+//! database (the server's own SQL, and the minimal transaction on scratch tables), on as many
+//! connections as the server's pool and as there are clients; the latency of the list's first
+//! page as an organization grows from 10 thousand to 1 million refunds, and under the create
+//! load; the server's peak memory under load and its start-to-ready time. It prints the
+//! medians of the runs against the targets. The database, the server processes and pgbench
+//! are removed or stopped at the end, also on failure and on Ctrl-C.
 
 mod cpu;
 mod http;
 mod list;
 mod load;
+mod minimal;
 mod pgbench;
 mod server;
 mod webhooks;
@@ -36,11 +39,16 @@ const DEFAULT_BASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// Targets the figures are held against.
+/// Against pgbench running the server's own SQL.
 const TARGET_THROUGHPUT_RATIO: f64 = 0.7;
+/// Against pgbench running the minimal transaction on scratch tables.
+const TARGET_MINIMAL_THROUGHPUT_RATIO: f64 = 0.8;
+/// Against either.
 const TARGET_P99_RATIO: f64 = 2.0;
 /// A key on every create may cost at most 15 % of the throughput.
 const TARGET_KEYED_RATIO: f64 = 0.85;
 const TARGET_LIST_RATIO: f64 = 3.0;
+const TARGET_LIST_UNDER_LOAD_P99_MS: f64 = 20.0;
 const TARGET_PEAK_RSS_MIB: f64 = 64.0;
 const TARGET_START_MS: f64 = 500.0;
 /// One subscribed webhook endpoint may cost at most 10 % of the create throughput.
@@ -66,6 +74,10 @@ struct Settings {
     list_budget: Duration,
     start_samples: usize,
     pool_size: u32,
+    /// The server's pool in the phase of the most clients on a pool as large.
+    large_pool: u32,
+    /// Where `perf record` writes the profile of one more create phase, if anywhere.
+    perf: Option<PathBuf>,
 }
 
 impl Settings {
@@ -84,6 +96,8 @@ impl Settings {
             list_budget: Duration::from_secs(120),
             start_samples: 5,
             pool_size: 16,
+            large_pool: 64,
+            perf: None,
         }
     }
 
@@ -134,6 +148,11 @@ struct Args {
     /// Sequential requests per list case (default 200)
     #[arg(long, value_name = "N")]
     list_requests: Option<usize>,
+    /// Also, in the first run, profile the server with `perf record` (PERF_CALL_GRAPH,
+    /// default dwarf,32768) through one more create phase of the first client count, into
+    /// FILE (see scripts/bench-flamegraph.sh)
+    #[arg(long, value_name = "FILE")]
+    perf: Option<PathBuf>,
 }
 
 fn parse_size(text: &str) -> Result<u64, std::num::ParseIntError> {
@@ -153,6 +172,7 @@ fn settings(args: Args) -> Result<Settings> {
     settings.list_sizes = args.list_sizes.unwrap_or(settings.list_sizes);
     settings.refunds_per_order = args.refunds_per_order.unwrap_or(settings.refunds_per_order);
     settings.list_requests = args.list_requests.unwrap_or(settings.list_requests);
+    settings.perf = args.perf;
     if settings.runs == 0 || settings.orders == 0 || settings.list_requests == 0 {
         bail!("--runs, --orders and --list-requests must be positive");
     }
@@ -527,6 +547,14 @@ async fn set_up(
     .bind(create_org)
     .execute(&mut *database)
     .await?;
+    eprintln!("- limit_scratch: the minimal transaction's tables");
+    let scratch_orders = minimal::create_scratch(&mut *database, create_org).await?;
+    if scratch_orders != settings.orders {
+        bail!(
+            "limit_scratch.orders holds {scratch_orders} orders, expected {}",
+            settings.orders
+        );
+    }
     sqlx::query("VACUUM ANALYZE")
         .execute(&mut *database)
         .await?;
@@ -648,6 +676,66 @@ async fn measure_create(
     Ok((create, result.errors))
 }
 
+/// One more create phase of the first client count with `perf record` on the server
+/// through its window, so that its profile is that of the create load alone.
+async fn profile_create(
+    settings: &Settings,
+    fixture: &Fixture,
+    server: &Server,
+    output: &Path,
+) -> Result<()> {
+    let clients = settings.client_counts[0];
+    let perf = std::env::var_os("PERF").unwrap_or_else(|| "perf".into());
+    // DWARF unwinding goes through libc, which has no frame pointers (its socket calls
+    // would otherwise lose their callers).
+    let call_graph = std::env::var("PERF_CALL_GRAPH").unwrap_or_else(|_| "dwarf,32768".into());
+    let record = async {
+        tokio::time::sleep(settings.warmup).await;
+        let mut command = tokio::process::Command::new(&perf);
+        refunds_server_process::die_with_parent(&mut command);
+        let status = command
+            .args(["record", "-F", "999", "--call-graph", &call_graph])
+            .args(["-p", &server.pid().to_string(), "-o"])
+            .arg(output)
+            .args(["--", "sleep", &settings.window.as_secs().max(1).to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .status()
+            .await
+            .with_context(|| format!("spawning {}", perf.to_string_lossy()))?;
+        if !status.success() {
+            bail!("perf record failed ({status})");
+        }
+        Ok(())
+    };
+    let (result, recorded) = tokio::join!(
+        load::create_refunds(
+            server.addr,
+            fixture.create_token.clone(),
+            fixture.orders.clone(),
+            clients,
+            false,
+            settings.warmup,
+            settings.window,
+        ),
+        record
+    );
+    let result = result?;
+    recorded?;
+    eprintln!(
+        "  profiled create, {clients} clients: {:.0} req/s under perf, {} errors; profile in {}",
+        result.throughput(),
+        result.errors,
+        output.display()
+    );
+    if result.errors > 0 {
+        bail!("{} errors in the profiled create phase", result.errors);
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Latency {
     p50_ms: f64,
@@ -685,10 +773,16 @@ struct RunFigures {
     deliveries_per_s: f64,
     delivery_latency: Latency,
     deliveries: u64,
-    pgbench_tps: f64,
-    pgbench_latency: Latency,
-    pgbench_transactions: u64,
-    pgbench_pg_cpu_us: f64,
+    /// The most clients again, on a server whose pool has a connection for each.
+    create_large_pool: CreateFigures,
+    /// The first client count's load while the first pages below are read.
+    create_during_list: CreateFigures,
+    /// The largest list organization's first page under that load, and the create-load
+    /// organization's (the one written).
+    list_under_load: Latency,
+    list_written_under_load: Latency,
+    /// [kind: server's SQL, minimal][connections: as client_counts]
+    limits: Vec<LimitFigures>,
     /// [filter][size]
     list: Vec<Vec<Latency>>,
     peak_rss: f64,
@@ -761,6 +855,10 @@ async fn one_run(
             true => figures.create_keyed = create,
             false => figures.create.push(create),
         }
+    }
+
+    if let (0, Some(output)) = (run, &settings.perf) {
+        profile_create(settings, fixture, &server, output).await?;
     }
 
     // Webhooks: the same load without and then with one endpoint subscribed to the events a
@@ -863,77 +961,6 @@ async fn one_run(
         figures.peak_rss
     );
 
-    // The limit, on the same database, with the server idle.
-    let script = resources.temp_dir.join("create_refund.sql");
-    std::fs::write(&script, pgbench::SCRIPT)?;
-    let binary = pgbench::find_binary();
-    let log_prefix = resources.temp_dir.join(format!("pgbench_run{run}"));
-    let mut params = pgbench::PgbenchParams {
-        binary: &binary,
-        database_url: &resources.database_url,
-        script: &script,
-        clients: settings.pool_size,
-        threads: (std::thread::available_parallelism().map_or(1, |n| n.get()) as u32)
-            .min(settings.pool_size),
-        duration: settings.warmup.max(Duration::from_secs(1)),
-        token_hash_hex: &fixture.token_hash_hex,
-        organization_id: fixture.create_org,
-        orders: fixture.orders.len(),
-        log_prefix: None,
-    };
-    pgbench::run(&params).await.context("pgbench warm-up")?;
-    params.duration = settings.window;
-    params.log_prefix = Some(&log_prefix);
-    // pgbench must really create refunds: one per transaction it reports.
-    let mut database = PgConnection::connect(&resources.database_url).await?;
-    let count_refunds = "SELECT count(*) FROM refunds WHERE organization_id = $1";
-    let refunds_before: i64 = sqlx::query_scalar(count_refunds)
-        .bind(fixture.create_org)
-        .fetch_one(&mut database)
-        .await?;
-    // PostgreSQL CPU over the middle half of the run (pgbench's backends end with it).
-    let pg_sampler = async {
-        let quarter = settings.window / 4;
-        tokio::time::sleep(quarter.max(Duration::from_millis(500))).await;
-        let before = cpu::Backends::sample(&resources.database);
-        let started = Instant::now();
-        tokio::time::sleep(settings.window / 2).await;
-        (
-            cpu::Backends::sample(&resources.database).since(&before),
-            started.elapsed(),
-        )
-    };
-    let (limit, (pg_cpu, sampled)) = tokio::join!(pgbench::run(&params), pg_sampler);
-    let limit = limit.context("pgbench")?;
-    figures.pgbench_pg_cpu_us =
-        pg_cpu.as_secs_f64() * 1e6 / (limit.tps * sampled.as_secs_f64()).max(1.0);
-    if limit.failed > 0 {
-        bail!("pgbench: {} failed transactions", limit.failed);
-    }
-    let refunds_after: i64 = sqlx::query_scalar(count_refunds)
-        .bind(fixture.create_org)
-        .fetch_one(&mut database)
-        .await?;
-    database.close().await?;
-    if limit.transactions == 0 || (refunds_after - refunds_before) as u64 != limit.transactions {
-        bail!(
-            "pgbench reported {} transactions but created {} refunds",
-            limit.transactions,
-            refunds_after - refunds_before
-        );
-    }
-    figures.pgbench_tps = limit.tps;
-    figures.pgbench_latency = Latency::of(&limit.latencies);
-    figures.pgbench_transactions = limit.transactions;
-    eprintln!(
-        "  pgbench, {} connections: {:.0} tps, p50 {:.2} ms, p99 {:.2} ms, {} transactions",
-        settings.pool_size,
-        limit.tps,
-        figures.pgbench_latency.p50_ms,
-        figures.pgbench_latency.p99_ms,
-        limit.transactions
-    );
-
     // List latency.
     for (filter, filter_name) in LIST_FILTERS.iter().enumerate() {
         let mut row = Vec::new();
@@ -969,6 +996,46 @@ async fn one_run(
         figures.list.push(row);
     }
 
+    // The first page while the create load writes.
+    let (create, under_load, written, phase_errors) =
+        measure_list_under_load(settings, resources, fixture, &server).await?;
+    errors += phase_errors;
+    figures.create_during_list = create;
+    figures.list_under_load = under_load;
+    figures.list_written_under_load = written;
+
+    stop_checked(server).await?;
+
+    // The limits, on the same database, with no server running.
+    for kind in [LimitKind::ServerSql, LimitKind::Minimal] {
+        for connections in settings.client_counts.iter() {
+            figures.limits.push(
+                measure_limit(settings, resources, fixture, kind, *connections as u32, run).await?,
+            );
+        }
+    }
+
+    // The most clients again, on a server whose pool has a connection for each.
+    let large_pool = ServerConfig {
+        pool_size: settings.large_pool,
+        ..server_config.clone()
+    };
+    wait_for_connections(resources, settings.large_pool).await?;
+    let (server, _) = Server::start(&large_pool).await?;
+    let clients = settings.client_counts.iter().copied().max().unwrap_or(1);
+    let label = format!(", pool of {}", settings.large_pool);
+    let (create, phase_errors) = measure_create(
+        settings, resources, fixture, &server, clients, false, &label,
+    )
+    .await?;
+    errors += phase_errors;
+    figures.create_large_pool = create;
+    stop_checked(server).await?;
+    Ok((figures, errors))
+}
+
+/// Stops the server, failing if it logged errors.
+async fn stop_checked(server: Server) -> Result<()> {
     let (error_lines, samples) = server.error_lines();
     if error_lines > 0 {
         for sample in samples {
@@ -976,8 +1043,260 @@ async fn one_run(
         }
         bail!("the server logged {error_lines} error lines");
     }
-    server.stop().await?;
-    Ok((figures, errors))
+    server.stop().await
+}
+
+/// The first client count's create load, and meanwhile, one after the other, the first page
+/// (exact `total_count`) of the largest list organization, which nobody writes, and of the
+/// create-load organization, which the load writes. Answers the load's figures, the two
+/// latencies and the load's errors.
+async fn measure_list_under_load(
+    settings: &Settings,
+    resources: &Resources,
+    fixture: &Fixture,
+    server: &Server,
+) -> Result<(CreateFigures, Latency, Latency, u64)> {
+    let clients = settings.client_counts[0];
+    let largest = fixture
+        .list_orgs
+        .iter()
+        .max_by_key(|org| org.refunds)
+        .context("no list organization")?;
+    let mut database = PgConnection::connect(&resources.database_url).await?;
+    let written_before: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM refunds WHERE organization_id = $1")
+            .bind(fixture.create_org)
+            .fetch_one(&mut database)
+            .await?;
+    database.close().await?;
+    let start = Instant::now() + settings.warmup;
+    let end = start + settings.window;
+    let path = "/v1/refunds/?limit=10";
+    let (load, largest_page, written_page) = tokio::join!(
+        load::create_refunds(
+            server.addr,
+            fixture.create_token.clone(),
+            fixture.orders.clone(),
+            clients,
+            false,
+            settings.warmup,
+            settings.window,
+        ),
+        list::measure_during(
+            server.addr,
+            &largest.token,
+            path,
+            start,
+            end,
+            list::Total::Exact(largest.refunds as i64),
+        ),
+        list::measure_during(
+            server.addr,
+            &fixture.create_token,
+            path,
+            start,
+            end,
+            list::Total::Growing(written_before),
+        ),
+    );
+    let (load, largest_page, written_page) = (load?, largest_page?, written_page?);
+    let create = CreateFigures {
+        throughput: load.throughput(),
+        latency: Latency::of(&load.latencies),
+        requests: load.completed,
+        ..CreateFigures::default()
+    };
+    let (under_load, written) = (Latency::of(&largest_page), Latency::of(&written_page));
+    eprintln!(
+        "  list under the create load ({clients} clients, {:.0} req/s, {} errors): \
+         {} refunds p50 {:.2} ms, p99 {:.2} ms ({} requests); \
+         the organization written p50 {:.2} ms, p99 {:.2} ms ({} requests)",
+        create.throughput,
+        load.errors,
+        size_label(largest.refunds),
+        under_load.p50_ms,
+        under_load.p99_ms,
+        largest_page.len(),
+        written.p50_ms,
+        written.p99_ms,
+        written_page.len()
+    );
+    for sample in &load.error_samples {
+        eprintln!("    error: {sample}");
+    }
+    if largest_page.is_empty() || written_page.is_empty() {
+        bail!("no list request completed under the create load");
+    }
+    Ok((create, under_load, written, load.errors))
+}
+
+/// Waits until PostgreSQL has `needed` connections to spare (other work on the same server
+/// may hold many for a while), for at most two minutes.
+async fn wait_for_connections(resources: &Resources, needed: u32) -> Result<()> {
+    let started = Instant::now();
+    let mut database = PgConnection::connect(&resources.base_url).await?;
+    let mut told = false;
+    loop {
+        // Beside this connection; superuser-reserved ones left out.
+        let spare: i64 = sqlx::query_scalar(
+            "SELECT current_setting('max_connections')::int \
+                    - current_setting('superuser_reserved_connections')::int \
+                    - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
+        )
+        .fetch_one(&mut database)
+        .await?;
+        if spare >= needed as i64 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("PostgreSQL has {spare} connections to spare, {needed} needed");
+        }
+        if !told {
+            eprintln!("  waiting for {needed} spare connections ({spare} now)");
+            told = true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    database.close().await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LimitKind {
+    /// The server's own SQL, statement for statement (`pgbench::SCRIPT`).
+    ServerSql,
+    /// The four statements on scratch tables (`crate::minimal`).
+    Minimal,
+}
+
+impl LimitKind {
+    fn label(self) -> &'static str {
+        match self {
+            LimitKind::ServerSql => "server's SQL",
+            LimitKind::Minimal => "minimal transaction",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct LimitFigures {
+    tps: f64,
+    latency: Latency,
+    transactions: u64,
+    /// PostgreSQL CPU per transaction, µs.
+    pg_cpu_us: f64,
+}
+
+/// pgbench running one limit's script on `connections` connections: a warm-up, then the
+/// measured window, with PostgreSQL's CPU over its middle half. pgbench must have made one
+/// refund per transaction it reports.
+async fn measure_limit(
+    settings: &Settings,
+    resources: &Resources,
+    fixture: &Fixture,
+    kind: LimitKind,
+    connections: u32,
+    run: usize,
+) -> Result<LimitFigures> {
+    let (name, text, defines, count_refunds) = match kind {
+        LimitKind::ServerSql => (
+            "server_sql",
+            pgbench::SCRIPT,
+            pgbench::server_sql_defines(
+                &fixture.token_hash_hex,
+                fixture.create_org,
+                fixture.orders.len(),
+            ),
+            "SELECT count(*) FROM refunds WHERE organization_id = $1",
+        ),
+        LimitKind::Minimal => (
+            "minimal",
+            minimal::SCRIPT,
+            vec![format!("norders={}", fixture.orders.len())],
+            minimal::COUNT_REFUNDS,
+        ),
+    };
+    let script = resources.temp_dir.join(format!("{name}.pgbench"));
+    std::fs::write(&script, text)?;
+    let binary = pgbench::find_binary();
+    let log_prefix = resources
+        .temp_dir
+        .join(format!("pgbench_{name}_{connections}_run{run}"));
+    let mut params = pgbench::PgbenchParams {
+        binary: &binary,
+        database_url: &resources.database_url,
+        script: &script,
+        clients: connections,
+        threads: (std::thread::available_parallelism().map_or(1, |n| n.get()) as u32)
+            .min(connections),
+        duration: settings.warmup.max(Duration::from_secs(1)),
+        defines: &defines,
+        log_prefix: None,
+    };
+    wait_for_connections(resources, connections).await?;
+    pgbench::run(&params)
+        .await
+        .with_context(|| format!("pgbench warm-up, {}", kind.label()))?;
+    params.duration = settings.window;
+    params.log_prefix = Some(&log_prefix);
+    let mut database = PgConnection::connect(&resources.database_url).await?;
+    let count = async |database: &mut PgConnection| -> Result<i64> {
+        let query = sqlx::query_scalar(sqlx::AssertSqlSafe(count_refunds));
+        let query = match kind {
+            LimitKind::ServerSql => query.bind(fixture.create_org),
+            LimitKind::Minimal => query,
+        };
+        Ok(query.fetch_one(database).await?)
+    };
+    let refunds_before = count(&mut database).await?;
+    // PostgreSQL CPU over the middle half of the run (pgbench's backends end with it).
+    let pg_sampler = async {
+        let quarter = settings.window / 4;
+        tokio::time::sleep(quarter.max(Duration::from_millis(500))).await;
+        let before = cpu::Backends::sample(&resources.database);
+        let started = Instant::now();
+        tokio::time::sleep(settings.window / 2).await;
+        (
+            cpu::Backends::sample(&resources.database).since(&before),
+            started.elapsed(),
+        )
+    };
+    wait_for_connections(resources, connections).await?;
+    let (limit, (pg_cpu, sampled)) = tokio::join!(pgbench::run(&params), pg_sampler);
+    let limit = limit.with_context(|| format!("pgbench, {}", kind.label()))?;
+    if limit.failed > 0 {
+        bail!(
+            "pgbench, {}: {} failed transactions",
+            kind.label(),
+            limit.failed
+        );
+    }
+    let refunds_after = count(&mut database).await?;
+    database.close().await?;
+    if limit.transactions == 0 || (refunds_after - refunds_before) as u64 != limit.transactions {
+        bail!(
+            "pgbench, {}: reported {} transactions but created {} refunds",
+            kind.label(),
+            limit.transactions,
+            refunds_after - refunds_before
+        );
+    }
+    let figures = LimitFigures {
+        tps: limit.tps,
+        latency: Latency::of(&limit.latencies),
+        transactions: limit.transactions,
+        pg_cpu_us: pg_cpu.as_secs_f64() * 1e6 / (limit.tps * sampled.as_secs_f64()).max(1.0),
+    };
+    eprintln!(
+        "  pgbench, {}, {connections} connections: {:.0} tps, p50 {:.2} ms, p99 {:.2} ms, \
+         {} transactions",
+        kind.label(),
+        figures.tps,
+        figures.latency.p50_ms,
+        figures.latency.p99_ms,
+        figures.transactions
+    );
+    Ok(figures)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1080,12 +1399,31 @@ fn size_label(size: u64) -> String {
     }
 }
 
+/// One row of the report's table.
+fn row(figure: &str, value: String, p50: String, p99: String, target: &str, met: Option<bool>) {
+    println!(
+        "{figure:<52} {value:>10} {p50:>9} {p99:>9}   {target:<32} {:>4}",
+        met.map_or("", verdict)
+    );
+}
+
+fn num(value: f64, decimals: usize) -> String {
+    format!("{value:.decimals$}")
+}
+
 fn print_report(settings: &Settings, machine: &Machine, load_at_start: &str, runs: &[RunFigures]) {
     let m = |field: &dyn Fn(&RunFigures) -> f64| median_of(runs, field);
-    let pg_tps = m(&|r| r.pgbench_tps);
-    let pg_p50 = m(&|r| r.pgbench_latency.p50_ms);
-    let pg_p99 = m(&|r| r.pgbench_latency.p99_ms);
-    let line = "-".repeat(100);
+    let line = "-".repeat(122);
+    let none = String::new;
+    let kinds = [LimitKind::ServerSql, LimitKind::Minimal];
+    let counts = &settings.client_counts;
+    let limit_index = |kind: LimitKind, connections: usize| {
+        let kind_index = kinds.iter().position(|k| *k == kind).unwrap_or(0);
+        let count_index = counts.iter().position(|c| *c == connections).unwrap_or(0);
+        kind_index * counts.len() + count_index
+    };
+    let smallest = counts[0];
+    let largest = counts.iter().copied().max().unwrap_or(smallest);
 
     println!();
     println!(
@@ -1111,11 +1449,12 @@ fn print_report(settings: &Settings, machine: &Machine, load_at_start: &str, run
     );
     println!(
         "{} run(s), every figure the median of the runs; load phases {} s after {} s warm-up; \
-         server pool = pgbench connections = {}",
+         server pool {} (and {} in the phase that says so)",
         runs.len(),
         settings.window.as_secs_f64(),
         settings.warmup.as_secs_f64(),
-        settings.pool_size
+        settings.pool_size,
+        settings.large_pool
     );
     println!(
         "create load: {} orders, random order per request, amounts 1-10; list organizations: {} refunds \
@@ -1130,96 +1469,133 @@ fn print_report(settings: &Settings, machine: &Machine, load_at_start: &str, run
         settings.refunds_per_order
     );
     println!(
-        "pgbench: the create-refund SQL (token lookup, BEGIN, order lock, INSERT, UPDATE, COMMIT), \
-         -M prepared, plus one PK lookup (bench_orders) to pick a random order"
+        "limits, pgbench -M prepared on as many connections as it says, no server running:\n  \
+         server's SQL: the create-refund SQL (token lookup, BEGIN, order lock, INSERT, UPDATE, \
+         COMMIT), plus one PK lookup (bench_orders) to pick a random order;\n  \
+         minimal transaction: BEGIN, UPDATE of the order's counters RETURNING what the refund \
+         needs, INSERT, END, on scratch tables (limit_scratch: a primary key each, one index, \
+         no triggers, no foreign keys)"
     );
     println!("{line}");
-    println!(
-        "{:<44} {:>10} {:>10} {:>10}   {:<28} {:>6}",
-        "figure", "value", "p50 ms", "p99 ms", "target", "met"
+    row(
+        "figure",
+        "value".into(),
+        "p50 ms".into(),
+        "p99 ms".into(),
+        "target",
+        None,
     );
     println!("{line}");
-    println!(
-        "{:<44} {:>10.0} {:>10.2} {:>10.2}   {:<28} {:>6}",
-        format!("pgbench limit, {} connections (tps)", settings.pool_size),
-        pg_tps,
-        pg_p50,
-        pg_p99,
-        "",
-        ""
+    for kind in kinds {
+        for connections in counts {
+            let index = limit_index(kind, *connections);
+            row(
+                &format!("limit: {}, {connections} connections (tps)", kind.label()),
+                num(m(&|r| r.limits[index].tps), 0),
+                num(m(&|r| r.limits[index].latency.p50_ms), 2),
+                num(m(&|r| r.limits[index].latency.p99_ms), 2),
+                &format!(
+                    "PostgreSQL CPU {:.0} µs/tx",
+                    m(&|r| r.limits[index].pg_cpu_us)
+                ),
+                None,
+            );
+        }
+    }
+    // The server's create against each limit: throughput and p99 ratios, each the median of
+    // the runs' ratios.
+    let compare =
+        |figures: &dyn Fn(&RunFigures) -> CreateFigures, kind: LimitKind, connections: usize| {
+            let index = limit_index(kind, connections);
+            let target = match kind {
+                LimitKind::ServerSql => TARGET_THROUGHPUT_RATIO,
+                LimitKind::Minimal => TARGET_MINIMAL_THROUGHPUT_RATIO,
+            };
+            let throughput = m(&|r| figures(r).throughput / r.limits[index].tps);
+            let p99 = m(&|r| figures(r).latency.p99_ms / r.limits[index].latency.p99_ms);
+            row(
+                &format!("  vs {}, {connections} conn.: throughput", kind.label()),
+                num(throughput, 2),
+                none(),
+                none(),
+                &format!(">= {target}"),
+                Some(throughput >= target),
+            );
+            row(
+                &format!("  vs {}, {connections} conn.: p99", kind.label()),
+                num(p99, 2),
+                none(),
+                none(),
+                &format!("<= {TARGET_P99_RATIO}"),
+                Some(p99 <= TARGET_P99_RATIO),
+            );
+        };
+    let create_row = |label: String, figures: &dyn Fn(&RunFigures) -> CreateFigures| {
+        row(
+            &label,
+            num(m(&|r| figures(r).throughput), 0),
+            num(m(&|r| figures(r).latency.p50_ms), 2),
+            num(m(&|r| figures(r).latency.p99_ms), 2),
+            &format!(
+                "CPU µs/req: server {:.0}, PG {:.0}",
+                m(&|r| figures(r).cpu_us_per_request),
+                m(&|r| figures(r).pg_cpu_us_per_request)
+            ),
+            None,
+        );
+    };
+    for (index, clients) in counts.iter().enumerate() {
+        let figures = move |r: &RunFigures| r.create[index].clone();
+        create_row(
+            format!(
+                "create, {clients} clients, pool {} (req/s)",
+                settings.pool_size
+            ),
+            &figures,
+        );
+        // With more clients than connections, against the limit on as many connections as
+        // the pool and on as many as the clients.
+        let mut connection_counts = vec![settings.pool_size as usize];
+        if *clients != settings.pool_size as usize {
+            connection_counts.push(*clients);
+        }
+        for connections in connection_counts {
+            if counts.contains(&connections) {
+                for kind in kinds {
+                    compare(&figures, kind, connections);
+                }
+            }
+        }
+    }
+    let figures = |r: &RunFigures| r.create_large_pool.clone();
+    create_row(
+        format!(
+            "create, {largest} clients, pool {} (req/s)",
+            settings.large_pool
+        ),
+        &figures,
     );
-    for (index, clients) in settings.client_counts.iter().enumerate() {
-        let tput = m(&|r| r.create[index].throughput);
-        let p50 = m(&|r| r.create[index].latency.p50_ms);
-        let p99 = m(&|r| r.create[index].latency.p99_ms);
-        let cpu = m(&|r| r.create[index].cpu_us_per_request);
-        let pg_cpu = m(&|r| r.create[index].pg_cpu_us_per_request);
-        println!(
-            "{:<44} {:>10.0} {:>10.2} {:>10.2}   {:<28} {:>6}",
-            format!("create, {clients} clients (req/s)"),
-            tput,
-            p50,
-            p99,
-            "",
-            ""
-        );
-        let ratio = tput / pg_tps;
-        println!(
-            "{:<44} {:>10.2} {:>10} {:>10}   {:<28} {:>6}",
-            format!("  throughput / pgbench"),
-            ratio,
-            "",
-            "",
-            format!(">= {TARGET_THROUGHPUT_RATIO}"),
-            verdict(ratio >= TARGET_THROUGHPUT_RATIO)
-        );
-        let ratio = p99 / pg_p99;
-        println!(
-            "{:<44} {:>10.2} {:>10} {:>10}   {:<28} {:>6}",
-            format!("  p99 / pgbench p99"),
-            ratio,
-            "",
-            "",
-            format!("<= {TARGET_P99_RATIO}"),
-            verdict(ratio <= TARGET_P99_RATIO)
-        );
-        println!(
-            "{:<44} {:>10.0} {:>10} {:>10}   {:<28} {:>6}",
-            "  server CPU per request (µs, info)", cpu, "", "", "", ""
-        );
-        println!(
-            "{:<44} {:>10.0} {:>10} {:>10}   {:<28} {:>6}",
-            "  PostgreSQL CPU per request (µs, info)",
-            pg_cpu,
-            "",
-            "",
-            format!("pgbench: {:.0}", m(&|r| r.pgbench_pg_cpu_us)),
-            ""
-        );
+    for kind in kinds {
+        compare(&figures, kind, largest);
     }
     let keyed = m(&|r| r.create_keyed.throughput);
     let unkeyed = m(&|r| r.create[0].throughput);
-    println!(
-        "{:<44} {:>10.0} {:>10.2} {:>10.2}   {:<28} {:>6}",
-        format!(
-            "create, {} clients, Idempotency-Key (req/s)",
-            settings.client_counts[0]
-        ),
-        keyed,
-        m(&|r| r.create_keyed.latency.p50_ms),
-        m(&|r| r.create_keyed.latency.p99_ms),
+    row(
+        &format!("create, {smallest} clients, Idempotency-Key (req/s)"),
+        num(keyed, 0),
+        num(m(&|r| r.create_keyed.latency.p50_ms), 2),
+        num(m(&|r| r.create_keyed.latency.p99_ms), 2),
         "",
-        ""
+        None,
     );
     let ratio = keyed / unkeyed;
-    println!(
-        "{:<44} {:>10.2} {:>10} {:>10}   {:<28} {:>6}",
+    row(
         "  throughput / without a key",
-        ratio,
-        "",
-        "",
-        format!(">= {TARGET_KEYED_RATIO}"),
-        verdict(ratio >= TARGET_KEYED_RATIO)
+        num(ratio, 2),
+        none(),
+        none(),
+        &format!(">= {TARGET_KEYED_RATIO}"),
+        Some(ratio >= TARGET_KEYED_RATIO),
     );
     let subscribed = m(&|r| r.create_subscribed.throughput);
     let unsubscribed = m(&|r| r.create_unsubscribed.throughput);
@@ -1231,63 +1607,53 @@ fn print_report(settings: &Settings, machine: &Machine, load_at_start: &str, run
             true => r.create_subscribed.clone(),
             false => r.create_unsubscribed.clone(),
         };
-        println!(
-            "{:<44} {:>10.0} {:>10.2} {:>10.2}   {:<28} {:>6}",
-            format!(
-                "create, {} clients, {label} (req/s)",
-                settings.client_counts[0]
-            ),
-            m(&|r| figures(r).throughput),
-            m(&|r| figures(r).latency.p50_ms),
-            m(&|r| figures(r).latency.p99_ms),
+        row(
+            &format!("create, {smallest} clients, {label} (req/s)"),
+            num(m(&|r| figures(r).throughput), 0),
+            num(m(&|r| figures(r).latency.p50_ms), 2),
+            num(m(&|r| figures(r).latency.p99_ms), 2),
             "",
-            ""
+            None,
         );
     }
     let ratio = subscribed / unsubscribed;
-    println!(
-        "{:<44} {:>10.2} {:>10} {:>10}   {:<28} {:>6}",
+    row(
         "  throughput with / without an endpoint",
-        ratio,
-        "",
-        "",
-        format!(">= {TARGET_SUBSCRIBED_RATIO}"),
-        verdict(ratio >= TARGET_SUBSCRIBED_RATIO)
+        num(ratio, 2),
+        none(),
+        none(),
+        &format!(">= {TARGET_SUBSCRIBED_RATIO}"),
+        Some(ratio >= TARGET_SUBSCRIBED_RATIO),
     );
     let per_second = m(&|r| r.deliveries_per_s);
-    println!(
-        "{:<44} {:>10.0} {:>10} {:>10}   {:<28} {:>6}",
+    row(
         "webhook deliveries (events/s)",
-        per_second,
-        "",
-        "",
-        format!(">= {TARGET_DELIVERIES_PER_S}"),
-        verdict(per_second >= TARGET_DELIVERIES_PER_S)
+        num(per_second, 0),
+        none(),
+        none(),
+        &format!(">= {TARGET_DELIVERIES_PER_S}"),
+        Some(per_second >= TARGET_DELIVERIES_PER_S),
     );
     let p99 = m(&|r| r.delivery_latency.p99_ms);
-    println!(
-        "{:<44} {:>10} {:>10.2} {:>10.2}   {:<28} {:>6}",
+    row(
         "  commit to receipt (ms)",
-        "",
-        m(&|r| r.delivery_latency.p50_ms),
-        p99,
-        format!("p99 < {TARGET_DELIVERY_P99_MS}"),
-        verdict(p99 < TARGET_DELIVERY_P99_MS)
+        none(),
+        num(m(&|r| r.delivery_latency.p50_ms), 2),
+        num(p99, 2),
+        &format!("p99 < {TARGET_DELIVERY_P99_MS}"),
+        Some(p99 < TARGET_DELIVERY_P99_MS),
     );
     let first = 0;
     let last = settings.list_sizes.len() - 1;
     for (filter, name) in LIST_FILTERS.iter().enumerate() {
         for (size_index, size) in settings.list_sizes.iter().enumerate() {
-            let p50 = m(&|r| r.list[filter][size_index].p50_ms);
-            let p99 = m(&|r| r.list[filter][size_index].p99_ms);
-            println!(
-                "{:<44} {:>10} {:>10.2} {:>10.2}   {:<28} {:>6}",
-                format!("list {}, {name}", size_label(*size)),
+            row(
+                &format!("list {}, {name}", size_label(*size)),
+                none(),
+                num(m(&|r| r.list[filter][size_index].p50_ms), 2),
+                num(m(&|r| r.list[filter][size_index].p99_ms), 2),
                 "",
-                p50,
-                p99,
-                "",
-                ""
+                None,
             );
         }
         for (label, pick) in [("p50", 0), ("p99", 1)] {
@@ -1300,66 +1666,110 @@ fn print_report(settings: &Settings, machine: &Machine, load_at_start: &str, run
                 }
             };
             let ratio = m(&|r| get(r, last)) / m(&|r| get(r, first));
-            println!(
-                "{:<44} {:>10.2} {:>10} {:>10}   {:<28} {:>6}",
-                format!(
+            row(
+                &format!(
                     "  {} / {} ({label})",
                     size_label(settings.list_sizes[last]),
                     size_label(settings.list_sizes[first])
                 ),
-                ratio,
-                "",
-                "",
-                format!("<= {TARGET_LIST_RATIO}"),
-                verdict(ratio <= TARGET_LIST_RATIO)
+                num(ratio, 2),
+                none(),
+                none(),
+                &format!("<= {TARGET_LIST_RATIO}"),
+                Some(ratio <= TARGET_LIST_RATIO),
             );
         }
     }
+    let largest_list = settings.list_sizes.iter().copied().max().unwrap_or(0);
+    let p99 = m(&|r| r.list_under_load.p99_ms);
+    row(
+        &format!(
+            "list {}, first page, under the create load",
+            size_label(largest_list)
+        ),
+        none(),
+        num(m(&|r| r.list_under_load.p50_ms), 2),
+        num(p99, 2),
+        &format!("p99 < {TARGET_LIST_UNDER_LOAD_P99_MS}"),
+        Some(p99 < TARGET_LIST_UNDER_LOAD_P99_MS),
+    );
+    row(
+        "  the organization written, first page",
+        none(),
+        num(m(&|r| r.list_written_under_load.p50_ms), 2),
+        num(m(&|r| r.list_written_under_load.p99_ms), 2),
+        "",
+        None,
+    );
+    row(
+        &format!("  the create load meanwhile, {smallest} clients (req/s)"),
+        num(m(&|r| r.create_during_list.throughput), 0),
+        num(m(&|r| r.create_during_list.latency.p50_ms), 2),
+        num(m(&|r| r.create_during_list.latency.p99_ms), 2),
+        "",
+        None,
+    );
     let rss = m(&|r| r.peak_rss);
-    println!(
-        "{:<44} {:>10.1} {:>10} {:>10}   {:<28} {:>6}",
+    row(
         "peak RSS under the create load (MiB)",
-        rss,
-        "",
-        "",
-        format!("< {TARGET_PEAK_RSS_MIB}"),
-        verdict(rss < TARGET_PEAK_RSS_MIB)
+        num(rss, 1),
+        none(),
+        none(),
+        &format!("< {TARGET_PEAK_RSS_MIB}"),
+        Some(rss < TARGET_PEAK_RSS_MIB),
     );
     let start = m(&|r| r.start_ms);
-    println!(
-        "{:<44} {:>10.1} {:>10} {:>10}   {:<28} {:>6}",
-        format!(
+    row(
+        &format!(
             "start-to-ready (ms, median of {} per run)",
             settings.start_samples
         ),
-        start,
-        "",
-        "",
-        format!("< {TARGET_START_MS}"),
-        verdict(start < TARGET_START_MS)
+        num(start, 1),
+        none(),
+        none(),
+        &format!("< {TARGET_START_MS}"),
+        Some(start < TARGET_START_MS),
     );
     println!("{line}");
     println!(
-        "note: pgbench keeps {pool} connections busy; {max} HTTP clients in a closed loop queue for the server's \
-         {pool}-connection pool, so by Little's law their latency is about {max}/throughput \
-         (~{ratio:.0}x pgbench's at equal throughput) before any server cost.",
+        "note: {largest} HTTP clients in a closed loop on a {pool}-connection pool queue for it, so by \
+         Little's law their latency is about {largest}/throughput, ~{ratio:.0}x that of pgbench on \
+         {pool} connections at equal throughput, before any server cost; pgbench on {largest} \
+         connections, or the server on a pool of {large}, carry the same {largest} in flight.",
         pool = settings.pool_size,
-        max = settings.client_counts.iter().max().copied().unwrap_or(0),
-        ratio = settings.client_counts.iter().max().copied().unwrap_or(0) as f64
-            / settings.pool_size as f64,
+        large = settings.large_pool,
+        ratio = largest as f64 / settings.pool_size as f64,
     );
     if runs.len() > 1 {
-        println!("per run (create 16 / 64 req/s, pgbench tps, list largest unfiltered p50 ms):");
+        println!(
+            "per run: create req/s ({}, {largest} on pool {}) | limits tps ({}) | list largest p50 ms:",
+            counts
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(" / "),
+            settings.large_pool,
+            kinds
+                .iter()
+                .flat_map(|kind| counts.iter().map(move |c| format!("{} {c}", kind.label())))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        );
         for (index, r) in runs.iter().enumerate() {
             println!(
-                "  run {}: {} | pgbench {:.0} | list {:.2}",
+                "  run {}: {} / {:.0} | {} | {:.2}",
                 index + 1,
                 r.create
                     .iter()
                     .map(|c| format!("{:.0}", c.throughput))
                     .collect::<Vec<_>>()
                     .join(" / "),
-                r.pgbench_tps,
+                r.create_large_pool.throughput,
+                r.limits
+                    .iter()
+                    .map(|l| format!("{:.0}", l.tps))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
                 r.list[0][last].p50_ms
             );
         }

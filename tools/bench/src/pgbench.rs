@@ -1,5 +1,6 @@
-//! The limit: pgbench running the SQL of one create-refund request, statement for
-//! statement, on as many connections as the server's pool.
+//! The limits: pgbench running the SQL of one create-refund request, statement for
+//! statement (`SCRIPT`), or the minimal transaction (`crate::minimal`), and reading back the
+//! latency of every transaction from its logs.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -10,6 +11,20 @@ use hdrhistogram::Histogram;
 use tokio::process::Command;
 
 use crate::load::new_histogram;
+
+/// The variables of `SCRIPT`: the create-load organization's token and orders.
+pub fn server_sql_defines(
+    token_hash_hex: &str,
+    organization_id: uuid::Uuid,
+    orders: usize,
+) -> Vec<String> {
+    vec![
+        format!("norders={orders}"),
+        format!("token_hash=\\x{token_hash_hex}"),
+        format!("organization_ids={{{organization_id}}}"),
+        "new_status=partially_refunded".into(),
+    ]
+}
 
 /// One create-refund request's SQL, copied from `src/auth/repo.rs` (`find_active_token`),
 /// `src/orders/repo.rs` (`lock_for_refund`, `update_refund_totals`) and
@@ -77,9 +92,8 @@ pub struct PgbenchParams<'a> {
     pub clients: u32,
     pub threads: u32,
     pub duration: Duration,
-    pub token_hash_hex: &'a str,
-    pub organization_id: uuid::Uuid,
-    pub orders: usize,
+    /// The script's variables, `name=value` (pgbench's `--define`).
+    pub defines: &'a [String],
     /// Per-transaction log files go to `<log_prefix>.<pid>[.<thread>]`; `None` logs nothing.
     pub log_prefix: Option<&'a Path>,
 }
@@ -113,19 +127,10 @@ pub async fn run(params: &PgbenchParams<'_>) -> Result<PgbenchResult> {
         .args(["--client", &params.clients.to_string()])
         .args(["--jobs", &params.threads.to_string()])
         .args(["--time", &params.duration.as_secs().max(1).to_string()])
-        .args(["--file", &params.script.to_string_lossy()])
-        .args(["--define", &format!("norders={}", params.orders)])
-        .args([
-            "--define",
-            &format!("token_hash=\\x{}", params.token_hash_hex),
-        ])
-        .args([
-            "--define",
-            &format!("organization_ids={{{}}}", params.organization_id),
-        ])
-        // The processor id is unique per refund (an index says so), as long as the
-        // server's `sandbox_re_<uuid without dashes>`.
-        .args(["--define", "new_status=partially_refunded"]);
+        .args(["--file", &params.script.to_string_lossy()]);
+    for define in params.defines {
+        command.args(["--define", define]);
+    }
     if let Some(prefix) = params.log_prefix {
         command
             .arg("--log")

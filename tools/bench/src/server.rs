@@ -19,6 +19,7 @@ struct ErrorLines {
     first: Vec<String>,
 }
 
+#[derive(Clone)]
 pub struct ServerConfig {
     pub binary: PathBuf,
     pub database_url: String,
@@ -108,6 +109,10 @@ impl Server {
             .memory()
             .with_context(|| format!("no VmHWM in /proc/{}/status", self.process.pid))?;
         Ok(memory.peak_kib * 1024)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid
     }
 
     /// User plus system CPU time the process has used so far.
