@@ -147,10 +147,8 @@ pub struct OrderRefundState {
 /// Such a refund moves its order's counters and status, keeps its idempotency key with its
 /// answer for `key_lifetime`, and writes its events for every subscribed endpoint, all at
 /// `created_at`. A key that another request took after it was read fails the whole
-/// statement: nothing of the batch is written. The orders are offered to the
-/// UPDATE in the order of their ids, so that concurrent batches usually lock shared orders
-/// in the same order; a deadlock that still happens fails the batch, and its refunds are
-/// then created one by one.
+/// statement: nothing of the batch is written. An order locked by another transaction is
+/// skipped: its refund is not created here.
 pub async fn insert_batch(
     conn: &mut PgConnection,
     processor: &str,
@@ -173,6 +171,15 @@ pub async fn insert_batch(
                      read jsonb, written jsonb, events jsonb, with_order_events boolean,
                      key jsonb)
         ),
+        -- Orders another transaction holds are skipped, not waited for: their creates go
+        -- one by one, each waiting within its own request, and the batch never holds up the
+        -- creates behind it.
+        locked AS (
+            SELECT o.id FROM orders o
+            JOIN request r ON o.id = r.order_id AND o.organization_id = r.organization_id
+            ORDER BY o.id
+            FOR UPDATE OF o SKIP LOCKED
+        ),
         moved AS (
             UPDATE orders o
             SET refunded_amount = (r.written->>'refunded_amount')::bigint,
@@ -181,8 +188,9 @@ pub async fn insert_batch(
                 pending_tax_amount = (r.written->>'pending_tax_amount')::bigint,
                 status = r.written->>'status',
                 modified_at = $2
-            FROM (SELECT * FROM request ORDER BY order_id) r
+            FROM request r
             WHERE o.id = r.order_id AND o.organization_id = r.organization_id
+              AND o.id IN (SELECT id FROM locked)
               AND o.status = r.read->>'status'
               AND o.refunded_amount = (r.read->>'refunded_amount')::bigint
               AND o.refunded_tax_amount = (r.read->>'refunded_tax_amount')::bigint

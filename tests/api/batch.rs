@@ -210,3 +210,51 @@ async fn a_batched_refund_answers_what_was_stored(pool: PgPool) {
         1.0
     );
 }
+
+/// An order held by another transaction is left to its own create: the creates of other
+/// orders, batched meanwhile, go through while it waits.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_held_order_holds_up_no_other_create(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let org = app.organization("Held").await;
+    let held_order = app.order(org.id, 1000, 0).await;
+    let mut others = Vec::new();
+    for _ in 0..6 {
+        others.push(app.order(org.id, 1000, 0).await);
+    }
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
+        .bind(held_order)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let body = |order_id: Uuid| json!({"order_id": order_id, "reason": "other", "amount": 100});
+    let (held, (free, ())) = tokio::join!(
+        // Twice, so that both batch slots would be taken if a batch waited for the lock.
+        join_all([held_order, held_order].map(|id| app.create_refund(&org.write_token, body(id)))),
+        async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let free = tokio::time::timeout(
+                Duration::from_secs(5),
+                join_all(
+                    others
+                        .iter()
+                        .map(|id| app.create_refund(&org.write_token, body(*id))),
+                ),
+            )
+            .await
+            .expect("creates of other orders are not held up");
+            (free, holder.commit().await.unwrap())
+        }
+    );
+    assert!(
+        free.iter()
+            .all(|response| response.status == StatusCode::CREATED)
+    );
+    assert!(
+        held.iter()
+            .all(|response| response.status == StatusCode::CREATED)
+    );
+    assert_eq!(app.order_state(held_order).await.refunded_amount, 200);
+}
