@@ -279,7 +279,11 @@ for round in $(seq 1 "$rounds"); do
 done
 
 # --- The table: medians of the rounds.
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# The median of the numbers read, "-" (not measured) left out.
+median() {
+    { grep -v '^-$' || true; } | sort -n |
+        awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 col() { awk -v n="$1" -v c="$2" '$1 == n { print $c }' "$results" | median; }
 echo
 echo "schema costs: $orders orders, $rounds round(s) of $seconds s per figure; load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1402,7 +1402,7 @@ fn size_label(size: u64) -> String {
 /// One row of the report's table.
 fn row(figure: &str, value: String, p50: String, p99: String, target: &str, met: Option<bool>) {
     println!(
-        "{figure:<52} {value:>10} {p50:>9} {p99:>9}   {target:<32} {:>4}",
+        "{figure:<56} {value:>10} {p50:>9} {p99:>9}   {target:<32} {:>4}",
         met.map_or("", verdict)
     );
 }
@@ -1413,7 +1413,7 @@ fn num(value: f64, decimals: usize) -> String {
 
 fn print_report(settings: &Settings, machine: &Machine, load_at_start: &str, runs: &[RunFigures]) {
     let m = |field: &dyn Fn(&RunFigures) -> f64| median_of(runs, field);
-    let line = "-".repeat(122);
+    let line = "-".repeat(126);
     let none = String::new;
     let kinds = [LimitKind::ServerSql, LimitKind::Minimal];
     let counts = &settings.client_counts;
