@@ -269,6 +269,13 @@ async fn write(
         return Ok(HashSet::new());
     }
     let shown_orders = orders_with_events(&mut conn, planned, created_at).await?;
+    // A create whose request has ended (the client hung up, or the request timed out and
+    // was answered 503 while the database was slow to answer) is not made: as with a
+    // transaction abandoned by its request, nothing happens for it.
+    planned.retain(|ready| !ready.waiting.answer.is_closed());
+    if planned.is_empty() {
+        return Ok(HashSet::new());
+    }
     let mut rows = Vec::with_capacity(planned.len());
     for ready in planned.iter() {
         let refund = &ready.refund;
