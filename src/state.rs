@@ -13,7 +13,7 @@ use sqlx::postgres::PgPool;
 use crate::auth::cache::TokenCache;
 use crate::payments::{PaymentProcessor, SandboxProcessor};
 
-pub use replica::{ReadReplica, Reader, ReplicaStatus};
+pub use replica::{ReadReplica, Reader, ReplicaStatus, snapshot};
 
 #[derive(Clone)]
 pub struct AppState {

@@ -20,7 +20,7 @@ use crate::auth::Principal;
 use crate::customers::repo as customers_repo;
 use crate::domain::{BillingReason, Error, OrderAmounts, OrderStatus, RecurringInterval, Result};
 use crate::polar::schema::Pagination;
-use crate::state::Reader;
+use crate::state::{Reader, snapshot};
 
 /// The largest amount an order may carry, so that sums of amounts never overflow and stay
 /// exact in JSON clients that read numbers as doubles (2^53).
@@ -724,12 +724,13 @@ pub async fn list_orders(
     let organization_ids = organization_ids.as_slice();
     reader
         .read(|db| async move {
-            let (records, total_count) = tokio::try_join!(
-                repo::list_orders(&db, organization_ids, query),
-                repo::count_orders(&db, organization_ids, query),
-            )?;
+            let mut snapshot = snapshot(&db).await?;
+            let records = repo::list_orders(&mut *snapshot, organization_ids, query).await?;
+            let total_count = repo::count_orders(&mut *snapshot, organization_ids, query).await?;
+            let items = with_items(&mut *snapshot, records).await?;
+            snapshot.commit().await?;
             Ok(OrderList {
-                items: with_items(&db, records).await?,
+                items,
                 pagination: Pagination::of(total_count, query.limit),
             })
         })

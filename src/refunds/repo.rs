@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::model::{ListQuery, Refund, RefundSort};
@@ -635,12 +635,12 @@ fn count_statement(organization_ids: &[Uuid], query: &ListQuery) -> QueryBuilder
 }
 
 pub async fn list_refunds(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     organization_ids: &[Uuid],
     query: &ListQuery,
 ) -> Result<Vec<Refund>> {
     let mut builder = page_statement(organization_ids, query);
-    let rows: Vec<RefundRow> = builder.build_query_as().fetch_all(pool).await?;
+    let rows: Vec<RefundRow> = builder.build_query_as().fetch_all(db).await?;
     rows.into_iter().map(RefundRow::into_refund).collect()
 }
 
@@ -648,7 +648,7 @@ pub async fn list_refunds(
 /// `succeeded` alone are answered from the maintained counts (`refund_counts`), which stay as cheap at
 /// a million refunds as at ten; narrower filters count their (index-selected) rows.
 pub async fn count_refunds(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     organization_ids: &[Uuid],
     query: &ListQuery,
 ) -> Result<i64> {
@@ -664,11 +664,11 @@ pub async fn count_refunds(
             organization_ids,
             query.succeeded,
         )
-        .fetch_one(pool)
+        .fetch_one(db)
         .await?);
     }
     let mut builder = count_statement(organization_ids, query);
-    Ok(builder.build_query_scalar().fetch_one(pool).await?)
+    Ok(builder.build_query_scalar().fetch_one(db).await?)
 }
 
 #[cfg(test)]

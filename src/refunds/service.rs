@@ -20,7 +20,7 @@ use crate::idempotency::{self, Claim, KeyedRequest, StoredAnswer};
 use crate::orders::repo::{self as orders_repo, LockedOrder};
 use crate::payments::{ProcessorError, ProcessorOutcome, ProcessorRefund, ProcessorRefundState};
 use crate::polar::schema::Pagination;
-use crate::state::{AppState, Reader};
+use crate::state::{AppState, Reader, snapshot};
 use crate::webhooks::{
     self,
     emit::{OrderState, RefundChange},
@@ -671,10 +671,11 @@ pub async fn list_refunds(
     let organization_ids = organization_ids.as_slice();
     let (items, total_count) = reader
         .read(|db| async move {
-            tokio::try_join!(
-                repo::list_refunds(&db, organization_ids, query),
-                repo::count_refunds(&db, organization_ids, query),
-            )
+            let mut snapshot = snapshot(&db).await?;
+            let items = repo::list_refunds(&mut *snapshot, organization_ids, query).await?;
+            let total_count = repo::count_refunds(&mut *snapshot, organization_ids, query).await?;
+            snapshot.commit().await?;
+            Ok((items, total_count))
         })
         .await?;
     Ok(RefundList {

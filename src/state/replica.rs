@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use sqlx::postgres::PgPool;
+use sqlx::Transaction;
+use sqlx::postgres::{PgPool, Postgres};
 
 use super::AppState;
 use crate::domain::{Error, Result};
@@ -264,6 +265,14 @@ impl Reader {
         metrics::counter!("refunds_db_reads_total", "database" => "primary").increment(1);
         read(self.primary.clone()).await
     }
+}
+
+/// A read-only transaction in which every statement sees the same snapshot, so that a page
+/// and the count beside it agree even while refunds are being created. Read-only
+/// repeatable-read transactions run on a hot standby too.
+pub async fn snapshot(pool: &PgPool) -> sqlx::Result<Transaction<'static, Postgres>> {
+    pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
 }
 
 impl AppState {

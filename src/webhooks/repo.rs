@@ -52,7 +52,7 @@ pub async fn insert_endpoint(
 }
 
 pub async fn list_endpoints(
-    db: impl PgExecutor<'_> + Copy,
+    db: &mut PgConnection,
     organization_ids: &[Uuid],
     query: &EndpointListQuery,
 ) -> sqlx::Result<(Vec<WebhookEndpoint>, i64)> {
@@ -66,7 +66,7 @@ pub async fn list_endpoints(
     .bind(organization_ids)
     .bind(query.limit)
     .bind((query.page - 1).saturating_mul(query.limit))
-    .fetch_all(db)
+    .fetch_all(&mut *db)
     .await?;
     let count = sqlx::query_scalar(
         "SELECT count(*) FROM webhook_endpoints \
@@ -277,7 +277,7 @@ fn push_delivery_filters(
 }
 
 pub async fn list_deliveries(
-    db: impl PgExecutor<'_> + Copy,
+    db: &mut PgConnection,
     organization_ids: &[Uuid],
     query: &DeliveryListQuery,
 ) -> sqlx::Result<(Vec<WebhookDelivery>, i64)> {
@@ -296,7 +296,7 @@ pub async fn list_deliveries(
     page.push_bind(query.limit);
     page.push(" OFFSET ");
     page.push_bind((query.page - 1).saturating_mul(query.limit));
-    let rows: Vec<DeliveryRow> = page.build_query_as().fetch_all(db).await?;
+    let rows: Vec<DeliveryRow> = page.build_query_as().fetch_all(&mut *db).await?;
     let mut count = QueryBuilder::new("SELECT count(*)");
     count.push(FROM);
     push_delivery_filters(&mut count, organization_ids, query);

@@ -14,7 +14,7 @@ use super::signing::generate_secret;
 use crate::auth::{Principal, Subject};
 use crate::domain::{Error, Result};
 use crate::polar::schema::Pagination;
-use crate::state::Reader;
+use crate::state::{Reader, snapshot};
 
 /// The organization a new endpoint belongs to, as Polar resolves it: the token's own with
 /// an organization token (which may not name one), the named one with a personal token.
@@ -81,7 +81,12 @@ pub async fn list_endpoints(
     }
     let organization_ids = organization_ids.as_slice();
     let (items, total) = reader
-        .read(|db| async move { Ok(repo::list_endpoints(&db, organization_ids, query).await?) })
+        .read(|db| async move {
+            let mut snapshot = snapshot(&db).await?;
+            let page = repo::list_endpoints(&mut snapshot, organization_ids, query).await?;
+            snapshot.commit().await?;
+            Ok(page)
+        })
         .await?;
     Ok(WebhookEndpointList {
         items,
@@ -148,7 +153,12 @@ pub async fn list_deliveries(
 ) -> Result<WebhookDeliveryList> {
     let organization_ids = principal.organization_ids.as_slice();
     let (items, total) = reader
-        .read(|db| async move { Ok(repo::list_deliveries(&db, organization_ids, query).await?) })
+        .read(|db| async move {
+            let mut snapshot = snapshot(&db).await?;
+            let page = repo::list_deliveries(&mut snapshot, organization_ids, query).await?;
+            snapshot.commit().await?;
+            Ok(page)
+        })
         .await?;
     Ok(WebhookDeliveryList {
         items,

@@ -515,3 +515,37 @@ async fn total_counts_stay_exact_whoever_writes_refunds(pool: PgPool) {
     check(&app, &org, "after deletes").await;
     check(&app, &other, "the other organization").await;
 }
+
+/// A page and its `total_count` are read in one snapshot: while refunds are being created,
+/// every list that fits on one page holds exactly as many refunds as it counts.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_page_and_its_count_agree_while_refunds_are_created(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let org = app.organization("Acme").await;
+    let mut orders = Vec::new();
+    for _ in 0..60 {
+        orders.push(app.order(org.id, 1000, 0).await);
+    }
+    let creates = futures::future::join_all(
+        orders
+            .iter()
+            .map(|order_id| app.refund(&org.write_token, *order_id, 10)),
+    );
+    let lists = async {
+        let mut listed = Vec::new();
+        for _ in 0..40 {
+            listed.push(app.list_ok(&org.read_token, "limit=100").await);
+        }
+        listed
+    };
+    let (_, listed) = tokio::join!(creates, lists);
+    for list in listed
+        .iter()
+        .chain([&app.list_ok(&org.read_token, "limit=100").await])
+    {
+        let items = list["items"].as_array().unwrap().len();
+        assert_eq!(list["pagination"]["total_count"], items as i64, "{list}");
+    }
+    let last = app.list_ok(&org.read_token, "limit=100").await;
+    assert_eq!(last["pagination"]["total_count"], 60);
+}

@@ -12,7 +12,7 @@ use crate::auth::Principal;
 use crate::domain::{Error, Result};
 use crate::orders::service::visible_organizations;
 use crate::polar::schema::Pagination;
-use crate::state::Reader;
+use crate::state::{Reader, snapshot};
 
 /// A payment as Polar's `Payment`: a card payment carries its card, any other is generic.
 pub fn payment_from_record(record: PaymentRecord) -> Payment {
@@ -84,10 +84,10 @@ pub async fn list_payments(
     let organization_ids = organization_ids.as_slice();
     reader
         .read(|db| async move {
-            let (records, total_count) = tokio::try_join!(
-                repo::list_payments(&db, organization_ids, query),
-                repo::count_payments(&db, organization_ids, query),
-            )?;
+            let mut snapshot = snapshot(&db).await?;
+            let records = repo::list_payments(&mut *snapshot, organization_ids, query).await?;
+            let total_count = repo::count_payments(&mut *snapshot, organization_ids, query).await?;
+            snapshot.commit().await?;
             Ok(PaymentList {
                 items: records.into_iter().map(payment_from_record).collect(),
                 pagination: Pagination::of(total_count, query.limit),
