@@ -253,7 +253,8 @@ pub async fn insert_batch(
             RETURNING 1
         ),
         -- A key taken meanwhile would leave a refund without its key: fail the statement.
-        all_kept AS (
+        -- Materialized and read below, or the planner drops the unused division.
+        all_kept AS MATERIALIZED (
             SELECT 1 / ((SELECT count(*) FROM kept)
                         = (SELECT count(*) FROM request r JOIN moved m ON m.id = r.id
                            WHERE jsonb_typeof(r.key) = 'object'))::int AS ok
@@ -261,7 +262,8 @@ pub async fn insert_batch(
         woken AS (
             SELECT pg_notify($4, '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event
         )
-        SELECT c.id AS "id!" FROM created c CROSS JOIN all_kept LEFT JOIN woken ON true
+        SELECT c.id AS "id!" FROM created c JOIN all_kept ON all_kept.ok = 1
+        LEFT JOIN woken ON true
         "#,
         refunds,
         created_at,

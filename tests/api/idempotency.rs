@@ -743,3 +743,86 @@ async fn keyed_creates_in_batches_refund_once(pool: PgPool) {
     assert_eq!(refund_count(&app.pool, other_order).await, 1);
     assert_eq!(key_count(&app.pool).await, 2);
 }
+
+/// Waits until a statement of this test's database waits for a lock.
+async fn until_a_statement_waits_for_a_lock(pool: &PgPool) {
+    for _ in 0..200 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no statement came to wait for the lock");
+}
+
+/// A key another request takes after a batch looked its keys up, but before the batch's
+/// statement writes, fails that statement as a whole: nothing of the batch is written, and
+/// the create, made one by one, finds the key used for another request.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_key_taken_while_its_batch_writes_fails_the_batch_and_is_answered_as_reused(
+    pool: PgPool,
+) {
+    let app = spawn_app(pool.clone()).await;
+    let org = app.organization("Acme").await;
+    let order_id = app.order(org.id, 100_000, 0).await;
+    let body = refund_body(order_id, 100);
+
+    // Reads of keys go on while this is held; writes of keys wait.
+    let mut other_request = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE idempotency_keys IN SHARE MODE")
+        .execute(&mut *other_request)
+        .await
+        .unwrap();
+    let take_the_key = async {
+        until_a_statement_waits_for_a_lock(&pool).await;
+        sqlx::query(
+            "INSERT INTO idempotency_keys \
+               (scope, key, method, route, fingerprint, response_status, response_body, expires_at) \
+             VALUES ($1, 'raced', 'POST', '/v1/refunds/', $2, 201, '{}', now() + interval '1 day')",
+        )
+        .bind(format!("organization:{}", org.id))
+        .bind(vec![0u8; 32])
+        .execute(&mut *other_request)
+        .await
+        .unwrap();
+        other_request.commit().await.unwrap();
+    };
+    let (answer, ()) = tokio::join!(
+        keyed(&app, &org.write_token, Some(b"raced"), &body),
+        take_the_key
+    );
+
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.text
+    );
+    assert_eq!(answer.json()["detail"][0]["type"], "idempotency_key_reused");
+    assert_eq!(refund_count(&pool, order_id).await, 0);
+    let refunded: i64 = sqlx::query_scalar("SELECT refunded_amount FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(refunded, 0);
+    let metrics = app
+        .request(reqwest::Method::GET, "/metrics", None, None)
+        .await
+        .text;
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("refunds_batched_total")
+                && line.contains(r#"outcome="declined""#)
+                && line.ends_with(" 1")),
+        "the create was declined by its batch: {metrics}"
+    );
+}
