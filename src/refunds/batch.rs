@@ -40,7 +40,7 @@ use crate::state::AppState;
 use crate::webhooks::{
     self,
     emit::{self, OrderState, RefundChange},
-    model::{ORDER_REFUNDED, ORDER_UPDATED, REFUND_CREATED},
+    model::{ORDER_REFUNDED, ORDER_UPDATED},
 };
 
 /// Batches of creates being written at once. Two keep both of PostgreSQL's cores busy
@@ -241,9 +241,9 @@ async fn write(
     };
     let orders: HashMap<Uuid, LockedOrder> =
         orders.into_iter().map(|order| (order.id, order)).collect();
-    let (keys_used, batch) = match keys_used_before(&mut conn, batch).await {
-        Ok(read) => read,
-        Err((error, batch)) => {
+    let keys_used = match keys_used_before(&mut conn, &batch).await {
+        Ok(used) => used,
+        Err(error) => {
             batch.into_iter().for_each(Waiting::decline);
             return Err(error);
         }
@@ -328,20 +328,18 @@ async fn write(
 /// the batch's statement fail as a whole.
 async fn keys_used_before(
     conn: &mut PgConnection,
-    batch: Vec<Waiting>,
-) -> std::result::Result<(HashSet<(String, String)>, Vec<Waiting>), (Error, Vec<Waiting>)> {
+    batch: &[Waiting],
+) -> Result<HashSet<(String, String)>> {
     let (scopes, keys): (Vec<String>, Vec<String>) = batch
         .iter()
         .filter_map(|waiting| waiting.keyed.as_ref())
         .map(|keyed| (keyed.request.scope.clone(), keyed.request.key.clone()))
         .unzip();
     if keys.is_empty() {
-        return Ok((HashSet::new(), batch));
+        return Ok(HashSet::new());
     }
-    match idempotency::repo::existing_keys(&mut *conn, &scopes, &keys).await {
-        Ok(used) => Ok((used.into_iter().collect(), batch)),
-        Err(error) => Err((error.into(), batch)),
-    }
+    let used = idempotency::repo::existing_keys(conn, &scopes, &keys).await?;
+    Ok(used.into_iter().collect())
 }
 
 /// Polar's `Order` of every planned refund whose organization has an endpoint subscribed to
@@ -393,12 +391,10 @@ fn events(ready: &Planned, order: Option<&Order>, at: DateTime<Utc>) -> Result<V
     };
     let mut events = Vec::new();
     for event_type in change.event_types() {
-        let data = match event_type {
-            REFUND_CREATED => &refund,
-            _ => match &order {
-                Some(order) => order,
-                None => continue,
-            },
+        let data = match &order {
+            _ if emit::carries_refund(event_type) => &refund,
+            Some(order) => order,
+            None => continue,
         };
         events.push(BatchedEvent {
             position: events.len(),
@@ -469,10 +465,7 @@ async fn plan(
         refund,
         processor_id: outcome.processor_id,
         payment_id,
-        order_before: OrderState {
-            status: order.status,
-            amounts: order.amounts,
-        },
+        order_before: OrderState::of(order),
         order_after: OrderState {
             status: order_status,
             amounts,

@@ -411,10 +411,7 @@ pub async fn move_refund(
                 refund: &moved,
                 status: change.to,
                 previous_status: Some(current),
-                order_before: OrderState {
-                    status: order.status,
-                    amounts: order.amounts,
-                },
+                order_before: OrderState::of(&order),
                 order_after: OrderState {
                     status: order_status,
                     amounts,
@@ -601,10 +598,7 @@ pub async fn record_refund(
             refund: &refund,
             status: refund.status,
             previous_status: None,
-            order_before: OrderState {
-                status: order.status,
-                amounts: order.amounts,
-            },
+            order_before: OrderState::of(order),
             order_after: OrderState {
                 status: order_status,
                 amounts,

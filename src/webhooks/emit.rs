@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::model::{ORDER_REFUNDED, ORDER_UPDATED, REFUND_CREATED, REFUND_UPDATED};
 use super::repo::{self, NewEvents};
 use crate::domain::{Error, OrderAmounts, OrderStatus, RefundStatus, Result};
+use crate::orders::repo::LockedOrder;
 use crate::polar::timestamp;
 
 /// An order's refund state at one moment.
@@ -20,6 +21,14 @@ pub struct OrderState {
 }
 
 impl OrderState {
+    /// The state an order was read in.
+    pub fn of(order: &LockedOrder) -> Self {
+        Self {
+            status: order.status,
+            amounts: order.amounts,
+        }
+    }
+
     /// Whether Polar's `Order` shows the two differently: its status or refunded amounts.
     /// A pending refund's reservation is this server's own bookkeeping and changes neither.
     fn shown_differently(&self, other: &OrderState) -> bool {
@@ -61,6 +70,11 @@ impl<R> RefundChange<'_, R> {
     }
 }
 
+/// Whether an event's `data` is the refund; the other events carry its order.
+pub fn carries_refund(event_type: &str) -> bool {
+    matches!(event_type, REFUND_CREATED | REFUND_UPDATED)
+}
+
 /// Writes the events of a refund's change for every endpoint of its organization that is
 /// enabled and subscribed to them.
 pub async fn refund_changed<R: Serialize>(
@@ -96,9 +110,10 @@ pub async fn refund_changed<R: Serialize>(
     let now = Utc::now().trunc_subsecs(6);
     let mut events = NewEvents::default();
     for event_type in types {
-        let data = match event_type {
-            REFUND_CREATED | REFUND_UPDATED => &refund,
-            _ => &order,
+        let data = if carries_refund(event_type) {
+            &refund
+        } else {
+            &order
         };
         for target in targets
             .iter()

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, spawn_app};
+use refunds_server::AppState;
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 /// The sum of a counter's series whose labels include `labels`, from `/metrics`.
 async fn counter(app: &TestApp, name: &str, labels: &str) -> f64 {
@@ -257,4 +259,45 @@ async fn a_held_order_holds_up_no_other_create(pool: PgPool) {
             .all(|response| response.status == StatusCode::CREATED)
     );
     assert_eq!(app.order_state(held_order).await.refunded_amount, 200);
+}
+
+/// A create whose request ended while its batch was under way (here the request timed out
+/// with a 503) is not made: nothing of it is written, and a retry with its key creates the
+/// refund afresh instead of replaying an answer nobody received.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_create_whose_request_ended_is_not_made(pool: PgPool) {
+    let mut state = AppState::new(pool.clone());
+    state.request_timeout = Duration::from_millis(300);
+    let app = spawn_app_with(state).await;
+    let org = app.organization("Gone").await;
+    let order_id = app.order(org.id, 1000, 0).await;
+    let keyed = || {
+        app.client
+            .post(format!("{}/v1/refunds/", app.address))
+            .bearer_auth(&org.write_token)
+            .header("Idempotency-Key", "gone")
+            .json(&json!({"order_id": order_id, "reason": "other", "amount": 100}))
+            .send()
+    };
+
+    // The batch waits to read its keys until the request has timed out.
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE idempotency_keys IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let timed_out = keyed().await.unwrap();
+    assert_eq!(timed_out.status(), StatusCode::SERVICE_UNAVAILABLE);
+    holder.commit().await.unwrap();
+
+    let retried = keyed().await.unwrap();
+    assert_eq!(retried.status(), StatusCode::CREATED);
+    assert_eq!(retried.headers().get("idempotent-replayed"), None);
+    let refunds: i64 = sqlx::query_scalar("SELECT count(*) FROM refunds WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(refunds, 1);
+    assert_eq!(app.order_state(order_id).await.refunded_amount, 100);
 }
