@@ -42,6 +42,13 @@ const CONCURRENT_ENDPOINTS: usize = 16;
 const CONCURRENT_RETRIES: usize = 32;
 /// First attempts of one endpoint taken in one lease.
 const FIRST_ATTEMPTS_PER_LEASE: i64 = 100;
+/// How far below the last first attempt an endpoint was sent a lease looks for waiting
+/// ones, in events of the whole table: far enough for any event whose transaction commits
+/// a moment after later ones.
+const FIRST_ATTEMPTS_LOOKBACK: i64 = 1000;
+/// How often a lease looks through the whole queue of first attempts, for an event
+/// committed long after later ones.
+const FULL_LOOK_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a worker keeps sending one lease's first attempts before giving the rest back.
 const SENDING_BUDGET: Duration = Duration::from_secs(5);
 /// Slack added to every lease beyond the longest it may take.
@@ -135,10 +142,15 @@ pub async fn run(pool: PgPool, settings: DeliverySettings, mut stop: watch::Rece
     let mut retries: JoinSet<()> = JoinSet::new();
     let mut gauges = tokio::time::interval(GAUGE_INTERVAL);
     let mut archive = tokio::time::interval(Duration::from_secs(3600));
+    let mut last_full_look: Option<Instant> = None;
     while !*stop.borrow() {
+        let full_look = last_full_look.is_none_or(|at| at.elapsed() >= FULL_LOOK_INTERVAL);
+        if full_look {
+            last_full_look = Some(Instant::now());
+        }
         let leased = worker
             .clone()
-            .lease_and_spawn(&mut endpoints, &mut retries)
+            .lease_and_spawn(&mut endpoints, &mut retries, full_look)
             .await;
         if leased {
             // More may be waiting: look again as soon as a slot frees up or work arrives.
@@ -180,18 +192,26 @@ async fn wake(listener: &mut Option<PgListener>) -> bool {
 }
 
 impl Worker {
-    /// Leases what fits in the free slots and starts sending it. Returns whether anything
-    /// was leased.
+    /// Leases what fits in the free slots and starts sending it; `full_look` looks through
+    /// the whole queue of first attempts. Returns whether anything was leased.
     async fn lease_and_spawn(
         self: Arc<Self>,
         endpoints: &mut JoinSet<()>,
         retries: &mut JoinSet<()>,
+        full_look: bool,
     ) -> bool {
         let free_endpoints = CONCURRENT_ENDPOINTS.saturating_sub(endpoints.len());
         let free_retries = CONCURRENT_RETRIES.saturating_sub(retries.len());
         let mut leased = false;
         if free_endpoints > 0 {
-            match self.lease_first_attempts(free_endpoints as i64).await {
+            let lookback = match full_look {
+                true => i64::MAX,
+                false => FIRST_ATTEMPTS_LOOKBACK,
+            };
+            match self
+                .lease_first_attempts(free_endpoints as i64, lookback)
+                .await
+            {
                 Ok(groups) => {
                     for group in groups {
                         leased = true;
@@ -219,7 +239,11 @@ impl Worker {
         SENDING_BUDGET + self.settings.timeout + LEASE_MARGIN
     }
 
-    async fn lease_first_attempts(&self, endpoints: i64) -> sqlx::Result<Vec<Vec<Leased>>> {
+    async fn lease_first_attempts(
+        &self,
+        endpoints: i64,
+        lookback: i64,
+    ) -> sqlx::Result<Vec<Vec<Leased>>> {
         let mut tx = self.pool.begin().await?;
         let events = repo::lease_first_attempts(
             &mut tx,
@@ -227,6 +251,7 @@ impl Worker {
             self.first_attempts_lease(),
             endpoints,
             FIRST_ATTEMPTS_PER_LEASE,
+            lookback,
         )
         .await?;
         tx.commit().await?;
@@ -254,16 +279,18 @@ impl Worker {
         let organization_id = group[0].organization_id;
         let started = Instant::now();
         let mut attempts = Vec::new();
+        let mut sent_seq = 0;
         for event in &group {
             let outcome = self.send(event).await;
             let failed = !outcome.succeeded;
             attempts.push(self.attempt(event, outcome));
+            sent_seq = event.seq;
             if failed || started.elapsed() > SENDING_BUDGET {
                 break;
             }
         }
         if let Err(error) = self
-            .record(&attempts, Some((endpoint_id, organization_id)))
+            .record(&attempts, Some((endpoint_id, organization_id, sent_seq)))
             .await
         {
             tracing::warn!(%error, %endpoint_id, "webhooks: recording deliveries failed; they will be sent again");
@@ -303,11 +330,12 @@ impl Worker {
     }
 
     /// Records attempts, counts failure streaks (disabling endpoints that reach the limit)
-    /// and gives back the endpoint's first attempts, in one transaction.
+    /// and gives back the endpoint's first attempts (with the highest `seq` sent), in one
+    /// transaction.
     async fn record(
         &self,
         attempts: &[Attempt],
-        release: Option<(Uuid, Uuid)>,
+        release: Option<(Uuid, Uuid, i64)>,
     ) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
         repo::record_attempts(&mut tx, attempts).await?;
@@ -331,9 +359,15 @@ impl Worker {
         for endpoint_id in disabled {
             tracing::warn!(%endpoint_id, "webhooks: endpoint disabled after {FAILED_EVENTS_TO_DISABLE} failed events in a row");
         }
-        if let Some((endpoint_id, organization_id)) = release {
-            repo::release_first_attempts(&mut *tx, self.lease, endpoint_id, organization_id)
-                .await?;
+        if let Some((endpoint_id, organization_id, sent_seq)) = release {
+            repo::release_first_attempts(
+                &mut *tx,
+                self.lease,
+                endpoint_id,
+                organization_id,
+                sent_seq,
+            )
+            .await?;
         }
         tx.commit().await
     }

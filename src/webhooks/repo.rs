@@ -426,6 +426,7 @@ pub async fn insert_events(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Leased {
     pub id: Uuid,
+    pub seq: i64,
     pub organization_id: Uuid,
     pub endpoint_id: Uuid,
     pub payload: String,
@@ -436,15 +437,24 @@ pub struct Leased {
     pub secret: String,
 }
 
+// The leases are planned afresh each time (not prepared): the queue's table grows from
+// empty and is emptied by delivery, and a plan cached while it was small (a sequential
+// scan) stays in use long after it holds thousands of events.
+
 /// Leases up to `endpoints` endpoints whose first attempts are waiting and that no other
 /// worker holds, and returns up to `per_endpoint` of each one's waiting events in creation
 /// order. The leases are committed before any call is made.
+///
+/// Only events less than `lookback` below the highest `seq` an endpoint was sent are looked
+/// at: an event committed later than others created after it may lie further below, and a
+/// lease with an unbounded `lookback`, made now and then, finds it.
 pub async fn lease_first_attempts(
     conn: &mut PgConnection,
     lease: Uuid,
     lease_for: std::time::Duration,
     endpoints: i64,
     per_endpoint: i64,
+    lookback: i64,
 ) -> sqlx::Result<Vec<Leased>> {
     let endpoint_ids: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE webhook_endpoints w \
@@ -452,10 +462,12 @@ pub async fn lease_first_attempts(
              first_attempts_lease = $1 \
          FROM ( \
            SELECT c.organization_id, c.id FROM webhook_endpoints c \
-           WHERE (c.organization_id, c.id) IN ( \
-                   SELECT DISTINCT organization_id, endpoint_id FROM webhook_events \
-                   WHERE state = 'pending' AND attempts = 0) \
-             AND (c.first_attempts_leased_until IS NULL OR c.first_attempts_leased_until < now()) \
+           WHERE (c.first_attempts_leased_until IS NULL OR c.first_attempts_leased_until < now()) \
+             AND EXISTS ( \
+                   SELECT 1 FROM webhook_events e \
+                   WHERE e.endpoint_id = c.id AND e.organization_id = c.organization_id \
+                     AND e.state = 'pending' AND e.attempts = 0 \
+                     AND e.seq > c.first_attempts_sent_seq - $4) \
            LIMIT $3 FOR UPDATE SKIP LOCKED) AS picked \
          WHERE w.organization_id = picked.organization_id AND w.id = picked.id \
          RETURNING w.id",
@@ -463,43 +475,52 @@ pub async fn lease_first_attempts(
     .bind(lease)
     .bind(lease_for.as_secs_f64())
     .bind(endpoints)
+    .bind(lookback)
+    .persistent(false)
     .fetch_all(&mut *conn)
     .await?;
     if endpoint_ids.is_empty() {
         return Ok(Vec::new());
     }
     sqlx::query_as(
-        "SELECT e.id, e.organization_id, e.endpoint_id, e.payload, e.created_at, e.attempts, \
-                e.attempts_allowed, w.url, w.secret \
+        "SELECT e.id, e.seq, e.organization_id, e.endpoint_id, e.payload, e.created_at, \
+                e.attempts, e.attempts_allowed, w.url, w.secret \
          FROM webhook_endpoints w \
          CROSS JOIN LATERAL ( \
            SELECT * FROM webhook_events e \
            WHERE e.endpoint_id = w.id AND e.organization_id = w.organization_id \
              AND e.state = 'pending' AND e.attempts = 0 \
+             AND e.seq > w.first_attempts_sent_seq - $3 \
            ORDER BY e.seq LIMIT $2) e \
          WHERE w.id = ANY($1) AND e.payload IS NOT NULL \
          ORDER BY w.id, e.seq",
     )
     .bind(&endpoint_ids)
     .bind(per_endpoint)
+    .bind(lookback)
+    .persistent(false)
     .fetch_all(conn)
     .await
 }
 
-/// Gives back an endpoint's first attempts, if this worker still holds them.
+/// Gives back an endpoint's first attempts, if this worker still holds them, noting the
+/// highest `seq` it sent.
 pub async fn release_first_attempts(
     db: impl PgExecutor<'_>,
     lease: Uuid,
     endpoint_id: Uuid,
     organization_id: Uuid,
+    sent_seq: i64,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE webhook_endpoints SET first_attempts_leased_until = NULL, first_attempts_lease = NULL \
+        "UPDATE webhook_endpoints SET first_attempts_leased_until = NULL, first_attempts_lease = NULL, \
+           first_attempts_sent_seq = greatest(first_attempts_sent_seq, $4) \
          WHERE id = $2 AND organization_id = $3 AND first_attempts_lease = $1",
     )
     .bind(lease)
     .bind(endpoint_id)
     .bind(organization_id)
+    .bind(sent_seq)
     .execute(db)
     .await?;
     Ok(())
@@ -520,9 +541,9 @@ pub async fn lease_retries(
          leased AS ( \
            UPDATE webhook_events e SET leased_until = now() + make_interval(secs => $1) \
            FROM due WHERE e.id = due.id AND e.organization_id = due.organization_id \
-           RETURNING e.id, e.organization_id, e.endpoint_id, e.payload, e.created_at, \
+           RETURNING e.id, e.seq, e.organization_id, e.endpoint_id, e.payload, e.created_at, \
                      e.attempts, e.attempts_allowed) \
-         SELECT l.id, l.organization_id, l.endpoint_id, l.payload, l.created_at, l.attempts, \
+         SELECT l.id, l.seq, l.organization_id, l.endpoint_id, l.payload, l.created_at, l.attempts, \
                 l.attempts_allowed, w.url, w.secret \
          FROM leased l JOIN webhook_endpoints w \
            ON w.id = l.endpoint_id AND w.organization_id = l.organization_id \
@@ -530,6 +551,7 @@ pub async fn lease_retries(
     )
     .bind(lease_for.as_secs_f64())
     .bind(limit)
+    .persistent(false)
     .fetch_all(conn)
     .await
 }

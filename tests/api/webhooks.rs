@@ -970,3 +970,75 @@ async fn batched_creates(app: &TestApp) -> u64 {
         .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
+
+/// A lease looks for first attempts only a little below the last one an endpoint was sent,
+/// so that it does not walk every delivered event: one that committed long after later
+/// events, and so lies further below, is found by the full look made every few seconds,
+/// and the first attempts go on being sent from where they were.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn first_attempts_far_below_the_last_sent_are_delivered_all_the_same(pool: PgPool) {
+    let app = spawn_webhook_app(pool.clone(), true).await;
+    let receiver = Receiver::start(vec![]).await;
+    let org = app.organization("Late hooks").await;
+    let token = webhook_token(&app, org.id).await;
+    create_endpoint(&app, &token, &receiver.url, &["refund.created"]).await;
+    let order_id = app.order(org.id, 10_000, 0).await;
+    app.refund(&token, order_id, 100).await;
+    receiver.wait_for(1).await;
+    // The highest seq sent, once the worker has recorded at least `at_least`.
+    let sent_seq = |at_least: i64| {
+        let pool = pool.clone();
+        async move {
+            for _ in 0..200 {
+                let seq: i64 =
+                    sqlx::query_scalar("SELECT first_attempts_sent_seq FROM webhook_endpoints")
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
+                if seq >= at_least {
+                    return seq;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the worker did not record sending seq {at_least}");
+        }
+    };
+    let first_seq: i64 = sqlx::query_scalar("SELECT max(seq) FROM webhook_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(sent_seq(first_seq).await, first_seq);
+
+    // Later events are numbered far above the one that comes late.
+    sqlx::query("ALTER TABLE webhook_events ALTER COLUMN seq RESTART WITH 100000")
+        .execute(&pool)
+        .await
+        .unwrap();
+    app.refund(&token, order_id, 200).await;
+    receiver.wait_for(2).await;
+    sent_seq(100_000).await;
+    sqlx::query(
+        "INSERT INTO webhook_events (id, seq, organization_id, endpoint_id, type, api_version, \
+                                     payload, created_at, next_attempt_at) \
+         OVERRIDING SYSTEM VALUE \
+         SELECT gen_random_uuid(), $1, organization_id, endpoint_id, type, api_version, \
+                replace(payload, 'refund.created', 'refund.late'), now(), now() \
+         FROM webhook_events WHERE seq = $1 - 1",
+    )
+    .bind(first_seq + 1)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_notify('webhook_events', '')")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let received = tokio::time::timeout(Duration::from_secs(10), receiver.wait_for(3))
+        .await
+        .expect("the late event is delivered within a full look");
+    assert_eq!(received[2].json()["type"], "refund.late");
+    app.refund(&token, order_id, 300).await;
+    let received = receiver.wait_for(4).await;
+    assert_eq!(received[3].json()["data"]["amount"], 300);
+}
