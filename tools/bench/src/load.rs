@@ -1,5 +1,6 @@
-//! The create-refund load: C clients in a closed loop, each on its own keep-alive
-//! connection, POSTing small refunds on random orders.
+//! The create-refund load: C clients, each on its own keep-alive connection, POSTing small
+//! refunds on random orders, either in a closed loop (each sends its next request when the
+//! last is answered) or paced (each sends on a fixed schedule, whatever the answers take).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,7 +52,9 @@ struct ClientResult {
 
 /// Runs `clients` clients for `warmup` (not recorded) then `window` (recorded): a request
 /// counts if it completes inside the window. With `keyed`, every request carries an
-/// `Idempotency-Key` of its own.
+/// `Idempotency-Key` of its own. With `rate`, the clients together start that many
+/// requests a second, evenly spread (a client that falls behind catches up at once).
+#[allow(clippy::too_many_arguments)]
 pub async fn create_refunds(
     addr: SocketAddr,
     authorization: HeaderValue,
@@ -60,17 +63,25 @@ pub async fn create_refunds(
     keyed: bool,
     warmup: Duration,
     window: Duration,
+    rate: Option<f64>,
 ) -> Result<LoadResult> {
     let mut connections = Vec::with_capacity(clients);
     for _ in 0..clients {
         connections.push(Client::connect(addr).await?);
     }
-    let measure_start = Instant::now() + warmup;
+    let started = Instant::now();
+    let measure_start = started + warmup;
     let measure_end = measure_start + window;
+    // Each client's requests are `clients / rate` apart, the clients offset from each other.
+    let interval = rate.map(|rate| Duration::from_secs_f64(clients as f64 / rate));
     let mut tasks = Vec::with_capacity(clients);
     for (index, connection) in connections.into_iter().enumerate() {
         let authorization = authorization.clone();
         let orders = orders.clone();
+        let schedule = interval.map(|interval| Schedule {
+            first: started + interval.mul_f64(index as f64 / clients as f64),
+            interval,
+        });
         tasks.push(tokio::spawn(run_client(
             index as u64,
             addr,
@@ -78,6 +89,7 @@ pub async fn create_refunds(
             authorization,
             orders,
             keyed,
+            schedule,
             measure_start,
             measure_end,
         )));
@@ -103,6 +115,13 @@ pub async fn create_refunds(
     Ok(result)
 }
 
+/// When a paced client sends its requests.
+struct Schedule {
+    first: Instant,
+    interval: Duration,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_client(
     index: u64,
     addr: SocketAddr,
@@ -110,6 +129,7 @@ async fn run_client(
     authorization: HeaderValue,
     orders: Arc<Vec<Uuid>>,
     keyed: bool,
+    schedule: Option<Schedule>,
     measure_start: Instant,
     measure_end: Instant,
 ) -> ClientResult {
@@ -126,7 +146,14 @@ async fn run_client(
             result.error_samples.push(message);
         }
     };
-    for _ in 0..MAX_REQUESTS_PER_CLIENT {
+    for sent in 0..MAX_REQUESTS_PER_CLIENT {
+        if let Some(schedule) = &schedule {
+            let due = schedule.first + schedule.interval.mul_f64(sent as f64);
+            if due >= measure_end {
+                break;
+            }
+            tokio::time::sleep_until(due.into()).await;
+        }
         if Instant::now() >= measure_end {
             break;
         }
