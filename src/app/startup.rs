@@ -36,6 +36,9 @@ pub async fn connect_and_migrate(config: &DatabaseConfig) -> anyhow::Result<PgPo
     let options: PgConnectOptions = url.parse().context("DATABASE_URL")?;
     let pool = PgPoolOptions::new()
         .max_connections(config.db_max_connections)
+        // No ping before each use: it cost a round trip per request. A connection a
+        // database restart broke fails its first statement (answered 503) and is dropped.
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(named(options, SESSION_NAME))
         .await
