@@ -20,7 +20,7 @@ use crate::idempotency::{self, Claim, KeyedRequest, StoredAnswer};
 use crate::orders::repo::{self as orders_repo, LockedOrder};
 use crate::payments::{ProcessorError, ProcessorOutcome, ProcessorRefund, ProcessorRefundState};
 use crate::polar::schema::Pagination;
-use crate::state::{AppState, Reader, snapshot};
+use crate::state::{AppState, Reader};
 use crate::webhooks::{
     self,
     emit::{OrderState, RefundChange},
@@ -664,13 +664,7 @@ pub async fn list_refunds(
     }
     let organization_ids = organization_ids.as_slice();
     let (items, total_count) = reader
-        .read(|db| async move {
-            let mut snapshot = snapshot(&db).await?;
-            let items = repo::list_refunds(&mut *snapshot, organization_ids, query).await?;
-            let total_count = repo::count_refunds(&mut *snapshot, organization_ids, query).await?;
-            snapshot.commit().await?;
-            Ok((items, total_count))
-        })
+        .read(|db| async move { repo::list_refunds(&db, organization_ids, query).await })
         .await?;
     Ok(RefundList {
         items,

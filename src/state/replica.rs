@@ -268,7 +268,7 @@ impl Reader {
 }
 
 /// A read-only transaction in which every statement sees the same snapshot, so that a page
-/// and the count beside it agree even while refunds are being created. Read-only
+/// and the count beside it agree even while rows are being written. Read-only
 /// repeatable-read transactions run on a hot standby too.
 pub async fn snapshot(pool: &PgPool) -> sqlx::Result<Transaction<'static, Postgres>> {
     pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")

@@ -43,7 +43,7 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     // `push_filters`, whose first condition is always `r.organization_id` (a unit test in
     // refunds::repo checks every shape).
     (
-        "SELECT count(*) FROM refunds r",
+        "SELECT count(*) AS total_count FROM refunds r",
         "r",
         "its WHERE clause is appended by refunds::repo::push_filters",
     ),
