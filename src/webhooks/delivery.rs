@@ -144,7 +144,9 @@ pub async fn run(pool: PgPool, settings: DeliverySettings, mut stop: watch::Rece
     let mut archive = tokio::time::interval(Duration::from_secs(3600));
     let mut last_full_look: Option<Instant> = None;
     while !*stop.borrow() {
-        let full_look = last_full_look.is_none_or(|at| at.elapsed() >= FULL_LOOK_INTERVAL);
+        // Due, and not lost to a moment when no endpoint slot is free to lease into.
+        let full_look = endpoints.len() < CONCURRENT_ENDPOINTS
+            && last_full_look.is_none_or(|at| at.elapsed() >= FULL_LOOK_INTERVAL);
         if full_look {
             last_full_look = Some(Instant::now());
         }
