@@ -18,7 +18,7 @@ use crate::domain::{Error, Result};
 /// that committed in between is not seen here, and `keep` then finds its key and refuses.
 pub async fn claim(conn: &mut PgConnection, request: &KeyedRequest) -> Result<Claim> {
     let stored = sqlx::query!(
-        r#"SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0)) AS "taken!",
+        r#"SELECT pg_try_advisory_xact_lock(idempotency_lock_id($1, $2)) AS "taken!",
                   k.method AS "method?", k.route AS "route?", k.fingerprint AS "fingerprint?",
                   k.response_status, k.response_body,
                   k.expires_at <= now() AND k.response_status IS NOT NULL AS expired

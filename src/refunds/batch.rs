@@ -1,14 +1,15 @@
 //! Creating refunds in batches. Concurrent creates that need no lock held across a call out
 //! (a processor that answers in process) share a few statements: reads of their orders (and
 //! of their idempotency keys), and one statement that creates the refunds, moves the orders'
-//! counters, keeps the keys' answers and writes the webhook events, and commits by itself. That is what lets PostgreSQL keep up with many creates a second: the
-//! cost of a round trip, a transaction and a commit is paid once per batch instead of once
-//! per refund.
+//! counters, keeps the keys' answers and writes the webhook events, and commits by itself.
+//! That is what lets PostgreSQL keep up with many creates a second: the cost of a round
+//! trip, a transaction and a commit is paid once per batch instead of once per refund.
 //!
 //! The orders are read without a lock, and the rules are checked in Rust against what was
 //! read, as the one-by-one create checks them; the write then creates a refund only where
 //! its order is still as it was read. A refund that is not created here (a rule refuses it,
-//! its order changed meanwhile, its key was used before, the batch failed) is declined: the
+//! its order changed meanwhile or is locked by another transaction, its key was used before
+//! or is in use, the batch failed) is declined: the
 //! caller creates it one by one, under the order's lock, which gives every refusal and
 //! every replay its exact answer.
 //!
@@ -307,7 +308,7 @@ async fn write(
                 route: &request.route,
                 fingerprint: hex::encode(request.fingerprint),
                 status: answer.status,
-                body: String::from_utf8_lossy(&answer.body),
+                body: hex::encode(&answer.body),
             }),
         });
     }
@@ -324,8 +325,8 @@ async fn write(
 }
 
 /// The keys of the batch's creates that were used before: their creates go one by one, which
-/// replays, refuses or replaces them. A key taken by another request after this read makes
-/// the batch's statement fail as a whole.
+/// replays, refuses or replaces them. A key another request takes and commits after this
+/// read makes the batch's statement fail as a whole.
 async fn keys_used_before(
     conn: &mut PgConnection,
     batch: &[Waiting],
