@@ -144,15 +144,9 @@ pub async fn run(pool: PgPool, settings: DeliverySettings, mut stop: watch::Rece
     let mut archive = tokio::time::interval(Duration::from_secs(3600));
     let mut last_full_look: Option<Instant> = None;
     while !*stop.borrow() {
-        // Due, and not lost to a moment when no endpoint slot is free to lease into.
-        let full_look = endpoints.len() < CONCURRENT_ENDPOINTS
-            && last_full_look.is_none_or(|at| at.elapsed() >= FULL_LOOK_INTERVAL);
-        if full_look {
-            last_full_look = Some(Instant::now());
-        }
         let leased = worker
             .clone()
-            .lease_and_spawn(&mut endpoints, &mut retries, full_look)
+            .lease_and_spawn(&mut endpoints, &mut retries, &mut last_full_look)
             .await;
         if leased {
             // More may be waiting: look again as soon as a slot frees up or work arrives.
@@ -194,21 +188,25 @@ async fn wake(listener: &mut Option<PgListener>) -> bool {
 }
 
 impl Worker {
-    /// Leases what fits in the free slots and starts sending it; `full_look` looks through
-    /// the whole queue of first attempts. Returns whether anything was leased.
+    /// Leases what fits in the free slots and starts sending it, looking through the whole
+    /// queue of first attempts when `last_full_look` is `FULL_LOOK_INTERVAL` ago. Returns
+    /// whether anything was leased.
     async fn lease_and_spawn(
         self: Arc<Self>,
         endpoints: &mut JoinSet<()>,
         retries: &mut JoinSet<()>,
-        full_look: bool,
+        last_full_look: &mut Option<Instant>,
     ) -> bool {
         let free_endpoints = CONCURRENT_ENDPOINTS.saturating_sub(endpoints.len());
         let free_retries = CONCURRENT_RETRIES.saturating_sub(retries.len());
         let mut leased = false;
         if free_endpoints > 0 {
-            let lookback = match full_look {
-                true => i64::MAX,
-                false => FIRST_ATTEMPTS_LOOKBACK,
+            let full_look = last_full_look.is_none_or(|at| at.elapsed() >= FULL_LOOK_INTERVAL);
+            let lookback = if full_look {
+                *last_full_look = Some(Instant::now());
+                i64::MAX
+            } else {
+                FIRST_ATTEMPTS_LOOKBACK
             };
             match self
                 .lease_first_attempts(free_endpoints as i64, lookback)

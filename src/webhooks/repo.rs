@@ -437,9 +437,10 @@ pub struct Leased {
     pub secret: String,
 }
 
-// The leases are planned afresh each time (not prepared): the queue's table grows from
-// empty and is emptied by delivery, and a plan cached while it was small (a sequential
-// scan) stays in use long after it holds thousands of events.
+// The leases (`lease_first_attempts`, `lease_retries`) are planned afresh each time, not
+// cached: the queue's table grows from empty and is emptied by delivery, and a plan cached
+// while it was small (a sequential scan) stays in use long after it holds thousands of
+// events.
 
 /// Leases up to `endpoints` endpoints whose first attempts are waiting and that no other
 /// worker holds, and returns up to `per_endpoint` of each one's waiting events in creation
