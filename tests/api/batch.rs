@@ -5,23 +5,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::future::join_all;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use refunds_server::AppState;
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
-
-/// The sum of a counter's series whose labels include `labels`, from `/metrics`.
-async fn counter(app: &TestApp, name: &str, labels: &str) -> f64 {
-    let text = app.request(Method::GET, "/metrics", None, None).await.text;
-    text.lines()
-        .filter(|line| line.starts_with(name) && line.contains(labels))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
+use crate::helpers::{spawn_app, spawn_app_with};
 
 /// 240 creates at once over 40 orders, six per order, of which only four fit: batches
 /// take most of them, a second create of an order in one batch goes one by one, and every
@@ -84,8 +75,16 @@ async fn simultaneous_creates_over_many_orders_refund_each_exactly(pool: PgPool)
     let list = app.list_ok(&org.read_token, "limit=1").await;
     assert_eq!(list["pagination"]["total_count"], 160);
 
-    assert!(counter(&app, "refunds_batched_total", r#"outcome="created""#).await > 0.0);
-    assert!(counter(&app, "refunds_batched_total", r#"outcome="declined""#).await > 0.0);
+    assert!(
+        app.metric("refunds_batched_total", r#"outcome="created""#)
+            .await
+            > 0.0
+    );
+    assert!(
+        app.metric("refunds_batched_total", r#"outcome="declined""#)
+            .await
+            > 0.0
+    );
 }
 
 /// A dispute opened by a transaction that holds the order's lock, committed while a create
@@ -208,7 +207,8 @@ async fn a_batched_refund_answers_what_was_stored(pool: PgPool) {
     assert_eq!(listed["items"], Value::Array(vec![created.clone()]));
     assert_eq!(created["metadata"], json!({"ticket": "T-1", "n": 3}));
     assert_eq!(
-        counter(&app, "refunds_batched_total", r#"outcome="created""#).await,
+        app.metric("refunds_batched_total", r#"outcome="created""#)
+            .await,
         1.0
     );
 }
@@ -293,11 +293,6 @@ async fn a_create_whose_request_ended_is_not_made(pool: PgPool) {
     let retried = keyed().await.unwrap();
     assert_eq!(retried.status(), StatusCode::CREATED);
     assert_eq!(retried.headers().get("idempotent-replayed"), None);
-    let refunds: i64 = sqlx::query_scalar("SELECT count(*) FROM refunds WHERE order_id = $1")
-        .bind(order_id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(refunds, 1);
+    assert_eq!(app.refund_count(order_id).await, 1);
     assert_eq!(app.order_state(order_id).await.refunded_amount, 100);
 }

@@ -258,6 +258,23 @@ impl TestApp {
         .unwrap()
     }
 
+    pub async fn refund_count(&self, order_id: Uuid) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM refunds WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// The sum of a metric's series whose labels include `labels`, from `/metrics`.
+    pub async fn metric(&self, name: &str, labels: &str) -> f64 {
+        let text = self.request(Method::GET, "/metrics", None, None).await.text;
+        text.lines()
+            .filter(|line| line.starts_with(name) && line.contains(labels))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     pub async fn order_state(&self, order_id: Uuid) -> OrderState {
         sqlx::query_as(
             "SELECT status, refunded_amount, refunded_tax_amount, pending_amount, pending_tax_amount \

@@ -37,14 +37,6 @@ fn refund_body(order_id: Uuid, amount: i64) -> String {
     json!({"order_id": order_id, "reason": "customer_request", "amount": amount}).to_string()
 }
 
-async fn refund_count(pool: &PgPool, order_id: Uuid) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM refunds WHERE order_id = $1")
-        .bind(order_id)
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
-
 async fn key_count(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM idempotency_keys")
         .fetch_one(pool)
@@ -94,7 +86,7 @@ async fn a_retry_replays_the_first_answer_and_refunds_once(pool: PgPool) {
     let replay = keyed(&app, &org.write_token, Some(b"retry-1"), &reordered).await;
     assert_replay_of(&replay, &first);
 
-    assert_eq!(refund_count(&app.pool, order_id).await, 1);
+    assert_eq!(app.refund_count(order_id).await, 1);
     assert_eq!(app.order_state(order_id).await.refunded_amount, 300);
     // the replay shows the refund as it was answered, even after the order moved on
     app.refund(&org.write_token, order_id, 700).await;
@@ -154,7 +146,7 @@ async fn a_key_used_for_another_request_is_refused(pool: PgPool) {
         same_body.json()["detail"][0]["type"],
         "idempotency_key_reused"
     );
-    assert_eq!(refund_count(&app.pool, order_id).await, 1);
+    assert_eq!(app.refund_count(order_id).await, 1);
 }
 
 #[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
@@ -259,7 +251,7 @@ async fn a_rolled_back_create_keeps_no_key(pool: PgPool) {
     let created = keyed(&app, &org.write_token, Some(b"k"), &body).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     assert_fresh(&created);
-    assert_eq!(refund_count(&app.pool, order_id).await, 1);
+    assert_eq!(app.refund_count(order_id).await, 1);
 }
 
 #[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
@@ -299,7 +291,7 @@ async fn a_key_held_by_a_running_request_answers_409(pool: PgPool) {
     .unwrap();
     let cut_off = keyed(&app, &org.write_token, Some(b"cut-off"), &body).await;
     assert_eq!(cut_off.status, StatusCode::CONFLICT, "{}", cut_off.text);
-    assert_eq!(refund_count(&app.pool, order_id).await, 1);
+    assert_eq!(app.refund_count(order_id).await, 1);
 }
 
 #[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
@@ -325,7 +317,7 @@ async fn concurrent_requests_with_one_key_refund_once(pool: PgPool) {
             answer.text
         );
     }
-    assert_eq!(refund_count(&app.pool, order_id).await, 1);
+    assert_eq!(app.refund_count(order_id).await, 1);
     assert_eq!(app.order_state(order_id).await.refunded_amount, 100);
 }
 
@@ -390,8 +382,8 @@ async fn keys_belong_to_the_caller(pool: PgPool) {
     let personal = keyed(&app, &pat, Some(b"shared"), &refund_body(order_a, 10)).await;
     assert_eq!(personal.status, StatusCode::CREATED, "{}", personal.text);
     assert_fresh(&personal);
-    assert_eq!(refund_count(&app.pool, order_a).await, 2);
-    assert_eq!(refund_count(&app.pool, order_b).await, 1);
+    assert_eq!(app.refund_count(order_a).await, 2);
+    assert_eq!(app.refund_count(order_b).await, 1);
 }
 
 #[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
@@ -429,7 +421,7 @@ async fn keys_expire(pool: PgPool) {
         1
     );
     assert_eq!(key_count(&app.pool).await, 0);
-    assert_eq!(refund_count(&app.pool, order_id).await, 2);
+    assert_eq!(app.refund_count(order_id).await, 2);
 }
 
 #[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
@@ -469,7 +461,7 @@ async fn a_malformed_key_answers_422(pool: PgPool) {
         twice.json()["detail"][0]["loc"],
         json!(["header", "Idempotency-Key"])
     );
-    assert_eq!(refund_count(&app.pool, order_id).await, 0);
+    assert_eq!(app.refund_count(order_id).await, 0);
 }
 
 /// An outside processor that answers by amount, and checks while it is being called that
@@ -538,7 +530,7 @@ async fn with_an_outside_processor_the_key_is_completed_after_the_call(pool: PgP
         assert_fresh(&failed);
     }
     assert_eq!(key_count(&app.pool).await, 3);
-    assert_eq!(refund_count(&app.pool, order_id).await, 5);
+    assert_eq!(app.refund_count(order_id).await, 5);
     assert_eq!(
         app.order_state(order_id).await,
         OrderState {
@@ -700,21 +692,15 @@ async fn keyed_creates_in_batches_refund_once(pool: PgPool) {
     let first = keyed(&app, &org.write_token, Some(b"batched"), &body).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
     assert_fresh(&first);
-    let metrics = app
-        .request(reqwest::Method::GET, "/metrics", None, None)
-        .await
-        .text;
-    assert!(
-        metrics
-            .lines()
-            .any(|line| line.starts_with("refunds_batched_total")
-                && line.contains(r#"outcome="created""#)
-                && line.ends_with(" 1")),
-        "the first create was batched: {metrics}"
+    assert_eq!(
+        app.metric("refunds_batched_total", r#"outcome="created""#)
+            .await,
+        1.0,
+        "the first create was batched"
     );
     let replay = keyed(&app, &org.write_token, Some(b"batched"), &body).await;
     assert_replay_of(&replay, &first);
-    assert_eq!(refund_count(&app.pool, order_id).await, 1);
+    assert_eq!(app.refund_count(order_id).await, 1);
 
     let other_order = app.order(org.id, 100_000, 0).await;
     let other_body = refund_body(other_order, 100);
@@ -740,7 +726,7 @@ async fn keyed_creates_in_batches_refund_once(pool: PgPool) {
             .iter()
             .all(|response| response.text == created[0].text)
     );
-    assert_eq!(refund_count(&app.pool, other_order).await, 1);
+    assert_eq!(app.refund_count(other_order).await, 1);
     assert_eq!(key_count(&app.pool).await, 2);
 }
 
@@ -806,23 +792,12 @@ async fn a_key_taken_while_its_batch_writes_fails_the_batch_and_is_answered_as_r
         answer.text
     );
     assert_eq!(answer.json()["detail"][0]["type"], "idempotency_key_reused");
-    assert_eq!(refund_count(&pool, order_id).await, 0);
-    let refunded: i64 = sqlx::query_scalar("SELECT refunded_amount FROM orders WHERE id = $1")
-        .bind(order_id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(refunded, 0);
-    let metrics = app
-        .request(reqwest::Method::GET, "/metrics", None, None)
-        .await
-        .text;
-    assert!(
-        metrics
-            .lines()
-            .any(|line| line.starts_with("refunds_batched_total")
-                && line.contains(r#"outcome="declined""#)
-                && line.ends_with(" 1")),
-        "the create was declined by its batch: {metrics}"
+    assert_eq!(app.refund_count(order_id).await, 0);
+    assert_eq!(app.order_state(order_id).await.refunded_amount, 0);
+    assert_eq!(
+        app.metric("refunds_batched_total", r#"outcome="declined""#)
+            .await,
+        1.0,
+        "the create was declined by its batch"
     );
 }
