@@ -617,6 +617,28 @@ async fn set_up(
 // ---------------------------------------------------------------------------------------
 // One run
 
+/// The create load of a phase on the fixture's orders, over the settings' warm-up and
+/// window; `rate` paces it (see `load::create_refunds`).
+fn create_load(
+    settings: &Settings,
+    fixture: &Fixture,
+    server: &Server,
+    clients: usize,
+    keyed: bool,
+    rate: Option<f64>,
+) -> impl Future<Output = Result<load::LoadResult>> + use<> {
+    load::create_refunds(
+        server.addr,
+        fixture.create_token.clone(),
+        fixture.orders.clone(),
+        clients,
+        keyed,
+        settings.warmup,
+        settings.window,
+        rate,
+    )
+}
+
 /// One create phase: `clients` clients for the warm-up and the window, with the server's
 /// and PostgreSQL's CPU over the window. Answers the figures and the errors.
 async fn measure_create(
@@ -640,16 +662,7 @@ async fn measure_create(
         Ok::<_, anyhow::Error>((server.cpu_time()?.saturating_sub(before.0?), backends))
     };
     let (result, cpu) = tokio::join!(
-        load::create_refunds(
-            server.addr,
-            fixture.create_token.clone(),
-            fixture.orders.clone(),
-            clients,
-            keyed,
-            settings.warmup,
-            settings.window,
-            None,
-        ),
+        create_load(settings, fixture, server, clients, keyed, None),
         cpu_sampler
     );
     let (result, (cpu, pg_cpu)) = (result?, cpu?);
@@ -715,16 +728,7 @@ async fn profile_create(
         Ok(())
     };
     let (result, recorded) = tokio::join!(
-        load::create_refunds(
-            server.addr,
-            fixture.create_token.clone(),
-            fixture.orders.clone(),
-            clients,
-            false,
-            settings.warmup,
-            settings.window,
-            None,
-        ),
+        create_load(settings, fixture, server, clients, false, None),
         record
     );
     let result = result?;
@@ -1036,7 +1040,6 @@ async fn one_run(
     Ok((figures, errors))
 }
 
-/// Stops the server, failing if it logged errors.
 /// Waits for the queue of webhook events to empty (the deliveries still queued when a load
 /// stops count too), and fails if any event was not delivered.
 async fn wait_for_deliveries(database: &mut PgConnection) -> Result<()> {
@@ -1074,14 +1077,12 @@ async fn measure_paced_deliveries(
     receiver: &webhooks::Receiver,
     database: &mut PgConnection,
 ) -> Result<Paced> {
-    let load = load::create_refunds(
-        server.addr,
-        fixture.create_token.clone(),
-        fixture.orders.clone(),
+    let load = create_load(
+        settings,
+        fixture,
+        server,
         settings.client_counts[0],
         false,
-        settings.warmup,
-        settings.window,
         Some(PACED_CREATES_PER_S),
     );
     let forget_warmup = async {
@@ -1106,6 +1107,7 @@ async fn measure_paced_deliveries(
     })
 }
 
+/// Stops the server, failing if it logged errors.
 async fn stop_checked(server: Server) -> Result<()> {
     let (error_lines, samples) = server.error_lines();
     if error_lines > 0 {
@@ -1144,16 +1146,7 @@ async fn measure_list_under_load(
     let end = start + settings.window;
     let path = "/v1/refunds/?limit=10";
     let (load, largest_page, written_page) = tokio::join!(
-        load::create_refunds(
-            server.addr,
-            fixture.create_token.clone(),
-            fixture.orders.clone(),
-            clients,
-            false,
-            settings.warmup,
-            settings.window,
-            None,
-        ),
+        create_load(settings, fixture, server, clients, false, None),
         list::measure_during(
             server.addr,
             &largest.token,
