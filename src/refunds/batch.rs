@@ -166,12 +166,20 @@ async fn run(state: &AppState, batch: Vec<Waiting>) {
         .partition(|waiting| orders_seen.insert(waiting.input.order_id));
     repeated.into_iter().for_each(Waiting::decline);
 
+    let mut conn = match state.pool.acquire().await {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::warn!(%error, "no connection for a batch of refunds; creating them one by one");
+            batch.into_iter().for_each(Waiting::decline);
+            return;
+        }
+    };
     let mut unwritten = Vec::new();
-    let created = match write(state, batch, &mut unwritten).await {
+    let created = match write(state, &mut conn, batch, &mut unwritten).await {
         Ok(created) => created,
         Err(error) => {
             tracing::warn!(%error, "a batch of refunds failed; creating them one by one");
-            committed_anyway(state, &unwritten).await
+            committed_anyway(state, &mut conn, &unwritten).await
         }
     };
     metrics::counter!("refunds_batched_total", "outcome" => "created")
@@ -191,7 +199,16 @@ async fn run(state: &AppState, batch: Vec<Waiting>) {
 /// The refunds of a failed batch that exist all the same: the connection may have been lost
 /// after the commit. The others go one by one with the same refund ids, which can only be
 /// inserted once. When even this cannot be read, all go one by one.
-async fn committed_anyway(state: &AppState, planned: &[Planned]) -> HashSet<Uuid> {
+///
+/// The batch's own connection is asked first. PostgreSQL reports a failed statement before
+/// it has released the statement's locks, but answers the next statement on that connection
+/// only after: so the creates then made one by one do not find their keys' advisory locks
+/// still held by the failed batch. Another connection is asked when that one is lost.
+async fn committed_anyway(
+    state: &AppState,
+    conn: &mut PgConnection,
+    planned: &[Planned],
+) -> HashSet<Uuid> {
     if planned.is_empty() {
         return HashSet::new();
     }
@@ -199,7 +216,11 @@ async fn committed_anyway(state: &AppState, planned: &[Planned]) -> HashSet<Uuid
         .iter()
         .map(|ready| (ready.refund.id, ready.refund.organization_id))
         .unzip();
-    match repo::existing_ids(&state.pool, &ids, &organization_ids).await {
+    let existing = match repo::existing_ids(conn, &ids, &organization_ids).await {
+        Err(_) => repo::existing_ids(&state.pool, &ids, &organization_ids).await,
+        read => read,
+    };
+    match existing {
         Ok(existing) => existing.into_iter().collect(),
         Err(error) => {
             tracing::warn!(%error, "cannot tell which refunds of a failed batch exist");
@@ -212,6 +233,7 @@ async fn committed_anyway(state: &AppState, planned: &[Planned]) -> HashSet<Uuid
 /// in `planned` or declined.
 async fn write(
     state: &AppState,
+    conn: &mut PgConnection,
     batch: Vec<Waiting>,
     planned: &mut Vec<Planned>,
 ) -> Result<HashSet<Uuid>> {
@@ -225,24 +247,17 @@ async fn write(
                 .map(move |org| (order_id, *org))
         })
         .unzip();
-    let mut conn = match state.pool.acquire().await {
-        Ok(conn) => conn,
-        Err(error) => {
-            batch.into_iter().for_each(Waiting::decline);
-            return Err(error.into());
-        }
-    };
-    let orders = match orders_repo::read_for_refunds(&mut conn, &order_ids, &organization_ids).await
-    {
-        Ok(orders) => orders,
-        Err(error) => {
-            batch.into_iter().for_each(Waiting::decline);
-            return Err(error.into());
-        }
-    };
+    let orders =
+        match orders_repo::read_for_refunds(&mut *conn, &order_ids, &organization_ids).await {
+            Ok(orders) => orders,
+            Err(error) => {
+                batch.into_iter().for_each(Waiting::decline);
+                return Err(error.into());
+            }
+        };
     let orders: HashMap<Uuid, LockedOrder> =
         orders.into_iter().map(|order| (order.id, order)).collect();
-    let keys_used = match keys_used_before(&mut conn, &batch).await {
+    let keys_used = match keys_used_before(&mut *conn, &batch).await {
         Ok(used) => used,
         Err(error) => {
             batch.into_iter().for_each(Waiting::decline);
@@ -269,7 +284,7 @@ async fn write(
     if planned.is_empty() {
         return Ok(HashSet::new());
     }
-    let shown_orders = orders_with_events(&mut conn, planned, created_at).await?;
+    let shown_orders = orders_with_events(&mut *conn, planned, created_at).await?;
     // A create whose request has ended (the client hung up, or the request timed out and
     // was answered 503 while the database was slow to answer) is not made: as with a
     // transaction abandoned by its request, nothing happens for it.
@@ -314,7 +329,7 @@ async fn write(
     }
     let key_lifetime = state.idempotency_key_lifetime;
     let created = repo::insert_batch(
-        &mut conn,
+        conn,
         state.processor.name(),
         created_at,
         key_lifetime,

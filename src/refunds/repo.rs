@@ -273,7 +273,7 @@ pub async fn insert_batch(
 
 /// Which of the refunds `(ids[i], organization_ids[i])` exist.
 pub async fn existing_ids(
-    pool: &PgPool,
+    executor: impl PgExecutor<'_>,
     ids: &[Uuid],
     organization_ids: &[Uuid],
 ) -> sqlx::Result<Vec<Uuid>> {
@@ -284,7 +284,7 @@ pub async fn existing_ids(
         ids,
         organization_ids,
     )
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await
 }
 

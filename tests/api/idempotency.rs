@@ -730,12 +730,15 @@ async fn keyed_creates_in_batches_refund_once(pool: PgPool) {
     assert_eq!(key_count(&app.pool).await, 2);
 }
 
-/// Waits until a statement of this test's database waits for a lock.
-async fn until_a_statement_waits_for_a_lock(pool: &PgPool) {
+/// Waits until a batch's statement waits for a lock in this test's database; other
+/// statements, such as the purge of expired keys, may wait too. The statement is known by its
+/// opening words: PostgreSQL shows only the start of a long one.
+async fn until_the_batch_waits_for_a_lock(pool: &PgPool) {
     for _ in 0..200 {
         let waiting: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+             WHERE datname = current_database() AND wait_event_type = 'Lock' \
+               AND query LIKE '%WITH request AS%'",
         )
         .fetch_one(pool)
         .await
@@ -745,7 +748,7 @@ async fn until_a_statement_waits_for_a_lock(pool: &PgPool) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("no statement came to wait for the lock");
+    panic!("no batch came to wait for the lock");
 }
 
 /// A key another request takes after a batch looked its keys up, but before the batch's
@@ -767,7 +770,7 @@ async fn a_key_taken_while_its_batch_writes_fails_the_batch_and_is_answered_as_r
         .await
         .unwrap();
     let take_the_key = async {
-        until_a_statement_waits_for_a_lock(&pool).await;
+        until_the_batch_waits_for_a_lock(&pool).await;
         sqlx::query(
             "INSERT INTO idempotency_keys \
                (scope, key, method, route, fingerprint, response_status, response_body, expires_at) \
