@@ -41,7 +41,7 @@ use crate::state::AppState;
 use crate::webhooks::{
     self,
     emit::{self, OrderState, RefundChange},
-    model::{ORDER_REFUNDED, ORDER_UPDATED},
+    model::{ORDER_REFUNDED, ORDER_UPDATED, REFUND_CREATED},
 };
 
 /// Batches of creates being written at once. Two keep both of PostgreSQL's cores busy
@@ -49,7 +49,8 @@ use crate::webhooks::{
 const SLOTS: usize = 2;
 /// The most creates in one batch.
 const MAX_BATCH: usize = 64;
-const ORDER_EVENTS: [&str; 2] = [ORDER_UPDATED, ORDER_REFUNDED];
+/// The events a create can send.
+const CREATE_EVENTS: [&str; 3] = [REFUND_CREATED, ORDER_UPDATED, ORDER_REFUNDED];
 
 /// What became of a create handed to the batcher.
 pub enum Batched {
@@ -284,7 +285,8 @@ async fn write(
     if planned.is_empty() {
         return Ok(HashSet::new());
     }
-    let shown_orders = orders_with_events(&mut *conn, planned, created_at).await?;
+    let subscribed = subscriptions(&mut *conn, planned).await?;
+    let shown_orders = orders_with_events(&mut *conn, planned, &subscribed, created_at).await?;
     // A create whose request has ended (the client hung up, or the request timed out and
     // was answered 503 while the database was slow to answer) is not made: as with a
     // transaction abandoned by its request, nothing happens for it.
@@ -296,6 +298,9 @@ async fn write(
     for ready in planned.iter() {
         let refund = &ready.refund;
         let order = shown_orders.get(&refund.order_id);
+        let with_refund_events = subscribed
+            .get(&refund.organization_id)
+            .is_some_and(|types| types.refund);
         rows.push(BatchedRefund {
             id: refund.id,
             organization_id: refund.organization_id,
@@ -314,7 +319,8 @@ async fn write(
             metadata: &refund.metadata,
             read: refund_state(&ready.order_before),
             written: refund_state(&ready.order_after),
-            events: events(ready, order, created_at)?,
+            events: events(ready, with_refund_events, order, created_at)?,
+            with_refund_events,
             with_order_events: order.is_some(),
             key: ready.key.as_ref().map(|(request, answer)| BatchedKey {
                 scope: &request.scope,
@@ -358,25 +364,54 @@ async fn keys_used_before(
     Ok(used.into_iter().collect())
 }
 
-/// Polar's `Order` of every planned refund whose organization has an endpoint subscribed to
-/// order events, as the refund leaves it.
-async fn orders_with_events(
+/// The kinds of events a create can send that an organization's endpoints are subscribed to.
+#[derive(Clone, Copy, Default)]
+struct Subscribed {
+    refund: bool,
+    order: bool,
+}
+
+/// What the endpoints of the planned refunds' organizations are subscribed to, for the
+/// organizations with any endpoint subscribed to what a create sends.
+async fn subscriptions(
     conn: &mut PgConnection,
     planned: &[Planned],
-    modified_at: DateTime<Utc>,
-) -> Result<HashMap<Uuid, Order>> {
+) -> Result<HashMap<Uuid, Subscribed>> {
     let mut organization_ids: Vec<Uuid> = planned
         .iter()
         .map(|ready| ready.refund.organization_id)
         .collect();
     organization_ids.sort_unstable();
     organization_ids.dedup();
-    let subscribed =
-        webhooks::repo::organizations_subscribed(&mut *conn, &organization_ids, &ORDER_EVENTS)
-            .await?;
+    let subscriptions =
+        webhooks::repo::subscriptions(&mut *conn, &organization_ids, &CREATE_EVENTS).await?;
+    Ok(subscriptions
+        .into_iter()
+        .map(|(organization_id, types)| {
+            let subscribed = Subscribed {
+                refund: types.iter().any(|event| event == REFUND_CREATED),
+                order: types.iter().any(|event| event != REFUND_CREATED),
+            };
+            (organization_id, subscribed)
+        })
+        .collect())
+}
+
+/// Polar's `Order` of every planned refund whose organization has an endpoint subscribed to
+/// order events, as the refund leaves it.
+async fn orders_with_events(
+    conn: &mut PgConnection,
+    planned: &[Planned],
+    subscribed: &HashMap<Uuid, Subscribed>,
+    modified_at: DateTime<Utc>,
+) -> Result<HashMap<Uuid, Order>> {
     let changes: Vec<RefundStateChange> = planned
         .iter()
-        .filter(|ready| subscribed.contains(&ready.refund.organization_id))
+        .filter(|ready| {
+            subscribed
+                .get(&ready.refund.organization_id)
+                .is_some_and(|types| types.order)
+        })
         .map(|ready| RefundStateChange {
             order_id: ready.refund.order_id,
             organization_id: ready.refund.organization_id,
@@ -391,10 +426,17 @@ async fn orders_with_events(
     orders::service::orders_as_changed(conn, &changes).await
 }
 
-/// The events a planned refund sends, as the one-by-one create writes them; the order
-/// events only when its order is given.
-fn events(ready: &Planned, order: Option<&Order>, at: DateTime<Utc>) -> Result<Vec<BatchedEvent>> {
-    let refund = to_json(&ready.refund)?;
+/// The events a planned refund sends, as the one-by-one create writes them: the refund's
+/// only `with_refund_events`, the order events only when its order is given.
+fn events(
+    ready: &Planned,
+    with_refund_events: bool,
+    order: Option<&Order>,
+    at: DateTime<Utc>,
+) -> Result<Vec<BatchedEvent>> {
+    let refund = with_refund_events
+        .then(|| to_json(&ready.refund))
+        .transpose()?;
     let order = order.map(to_json).transpose()?;
     let change = RefundChange {
         organization_id: ready.refund.organization_id,
@@ -407,11 +449,11 @@ fn events(ready: &Planned, order: Option<&Order>, at: DateTime<Utc>) -> Result<V
     };
     let mut events = Vec::new();
     for event_type in change.event_types() {
-        let data = match &order {
-            _ if emit::carries_refund(event_type) => &refund,
-            Some(order) => order,
-            None => continue,
+        let data = match emit::carries_refund(event_type) {
+            true => &refund,
+            false => &order,
         };
+        let Some(data) = data else { continue };
         events.push(BatchedEvent {
             position: events.len(),
             event_type,

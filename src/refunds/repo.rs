@@ -99,7 +99,10 @@ pub struct BatchedRefund<'a> {
     pub written: OrderRefundState,
     /// The events the refund sends, in order, for every endpoint subscribed to them.
     pub events: Vec<BatchedEvent>,
-    /// Whether `events` holds the order events too: without them the refund is created only
+    /// Whether `events` holds the refund's event: without it the refund is created only
+    /// while no endpoint of its organization wants refund events.
+    pub with_refund_events: bool,
+    /// Whether `events` holds the order events: without them the refund is created only
     /// while no endpoint of its organization wants order events.
     pub with_order_events: bool,
     /// The create's idempotency key, kept with its answer; left out (NULL) without one.
@@ -172,7 +175,8 @@ pub async fn insert_batch(
                      subscription_id uuid, payment_id uuid, status text, reason text,
                      amount bigint, tax_amount bigint, currency text, comment text,
                      processor_id text, revoke_benefits boolean, metadata jsonb,
-                     read jsonb, written jsonb, events jsonb, with_order_events boolean,
+                     read jsonb, written jsonb, events jsonb, with_refund_events boolean,
+                     with_order_events boolean,
                      key jsonb)
         ),
         -- Orders another transaction holds are skipped, not waited for: their creates go
@@ -210,11 +214,16 @@ pub async fn insert_batch(
               AND (r.key IS NULL
                    OR pg_try_advisory_xact_lock(
                           idempotency_lock_id(r.key->>'scope', r.key->>'key')))
-              AND (r.with_order_events
+              -- An endpoint subscribed meanwhile to events the request does not hold.
+              AND ((r.with_refund_events AND r.with_order_events)
                    OR NOT EXISTS (SELECT 1 FROM webhook_endpoints w
                                   WHERE w.organization_id = o.organization_id AND w.enabled
                                     AND w.deleted_at IS NULL
-                                    AND w.events && ARRAY['order.updated', 'order.refunded']))
+                                    AND ((NOT r.with_refund_events
+                                          AND w.events && ARRAY['refund.created'])
+                                         OR (NOT r.with_order_events
+                                             AND w.events && ARRAY['order.updated',
+                                                                   'order.refunded']))))
             RETURNING r.id
         ),
         created AS (
