@@ -365,7 +365,6 @@ async fn keys_used_before(
 }
 
 /// The kinds of events a create can send that an organization's endpoints are subscribed to.
-#[derive(Clone, Copy, Default)]
 struct Subscribed {
     refund: bool,
     order: bool,
@@ -389,8 +388,8 @@ async fn subscriptions(
         .into_iter()
         .map(|(organization_id, types)| {
             let subscribed = Subscribed {
-                refund: types.iter().any(|event| event == REFUND_CREATED),
-                order: types.iter().any(|event| event != REFUND_CREATED),
+                refund: types.iter().any(|event| emit::carries_refund(event)),
+                order: types.iter().any(|event| !emit::carries_refund(event)),
             };
             (organization_id, subscribed)
         })

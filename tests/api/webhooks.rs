@@ -969,6 +969,101 @@ async fn a_batched_create_sends_refund_created(pool: PgPool) {
     assert_eq!(receiver.received().len(), 1);
 }
 
+/// The batch's statement makes a refund only while what the batch read of its
+/// organization's endpoints holds: a refund written without its `refund.created` event,
+/// because no endpoint wanted it, is not made once an endpoint subscribed to that event
+/// exists (its create then goes one by one, which writes the event). The same refund with
+/// its event is made.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_batched_refund_without_its_event_is_not_made_once_an_endpoint_wants_it(pool: PgPool) {
+    use refunds_server::domain::{OrderStatus, RefundReason, RefundStatus};
+    use refunds_server::refunds::repo::{BatchedRefund, OrderRefundState, insert_batch};
+
+    let app = spawn_webhook_app(pool.clone(), true).await;
+    let receiver = Receiver::start(vec![]).await;
+    let org = app.organization("Subscribed meanwhile").await;
+    let token = webhook_token(&app, org.id).await;
+    let order_id = app.order(org.id, 1000, 250).await;
+    let (customer_id, payment_id): (Uuid, Uuid) = sqlx::query_as(
+        "SELECT o.customer_id, p.id FROM orders o JOIN payments p ON p.order_id = o.id \
+         WHERE o.id = $1",
+    )
+    .bind(order_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    create_endpoint(&app, &token, &receiver.url, &["refund.created"]).await;
+
+    let metadata = serde_json::Map::new();
+    let refund = |with_refund_events: bool| BatchedRefund {
+        id: Uuid::new_v4(),
+        organization_id: org.id,
+        order_id,
+        customer_id,
+        subscription_id: None,
+        payment_id,
+        status: RefundStatus::Succeeded,
+        reason: RefundReason::CustomerRequest,
+        amount: 400,
+        tax_amount: 100,
+        currency: "usd",
+        comment: None,
+        processor_id: if with_refund_events {
+            "re_with"
+        } else {
+            "re_without"
+        },
+        revoke_benefits: false,
+        metadata: &metadata,
+        read: OrderRefundState {
+            status: OrderStatus::Paid,
+            refunded_amount: 0,
+            refunded_tax_amount: 0,
+            pending_amount: 0,
+            pending_tax_amount: 0,
+        },
+        written: OrderRefundState {
+            status: OrderStatus::PartiallyRefunded,
+            refunded_amount: 400,
+            refunded_tax_amount: 100,
+            pending_amount: 0,
+            pending_tax_amount: 0,
+        },
+        events: vec![],
+        with_refund_events,
+        with_order_events: false,
+        key: None,
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    let lifetime = Duration::from_secs(60);
+
+    let without_event = [refund(false)];
+    let created = insert_batch(
+        &mut conn,
+        "sandbox",
+        chrono::Utc::now(),
+        lifetime,
+        &without_event,
+    )
+    .await
+    .unwrap();
+    assert!(
+        created.is_empty(),
+        "made without the event an endpoint wants: {created:?}"
+    );
+    let with_event = [refund(true)];
+    let created = insert_batch(
+        &mut conn,
+        "sandbox",
+        chrono::Utc::now(),
+        lifetime,
+        &with_event,
+    )
+    .await
+    .unwrap();
+    assert_eq!(created, [with_event[0].id]);
+}
+
 /// A lease looks for first attempts only a little below the last one an endpoint was sent,
 /// so that it does not walk every delivered event: one that committed long after later
 /// events, and so lies further below, is found by the full look made every few seconds,
