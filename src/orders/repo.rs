@@ -44,7 +44,10 @@ pub async fn lock_for_refund(
                o.refunded_amount, o.refunded_tax_amount, o.pending_amount, o.pending_tax_amount,
                paid.id AS "payment_id?", paid.processor_id AS "charge_id?",
                o.sandbox_refund_outcome AS "sandbox_refund_outcome: SandboxRefundOutcome",
-               o.open_disputes > 0 AS "has_open_dispute!"
+               o.open_disputes > 0 AS "has_open_dispute!",
+               -- Read by the batch only: a create made one by one reads its organization's
+               -- endpoints with the events it writes.
+               '{}'::text[] AS "subscribed_events!"
         FROM orders o
         JOIN organizations g ON g.id = o.organization_id
         LEFT JOIN LATERAL (SELECT p.id, p.processor_id FROM payments p
@@ -64,12 +67,15 @@ pub async fn lock_for_refund(
 /// The same state of several orders as `lock_for_refund` reads, without a lock: each
 /// `(order_ids[i], organization_ids[i])` pair names an order and one organization it may
 /// belong to. What is read may change before it is used; a writer that relies on it must
-/// check that it still holds.
+/// check that it still holds. Each order comes with those of `event_types` that an enabled
+/// webhook endpoint of its organization is subscribed to, so that a batch learns in the same
+/// round trip which events it has to build.
 pub async fn read_for_refunds(
     conn: &mut PgConnection,
     order_ids: &[Uuid],
     organization_ids: &[Uuid],
-) -> sqlx::Result<Vec<LockedOrder>> {
+    event_types: &[&str],
+) -> sqlx::Result<Vec<(LockedOrder, Vec<String>)>> {
     let rows = sqlx::query_as!(
         RefundStateRow,
         r#"
@@ -80,20 +86,34 @@ pub async fn read_for_refunds(
                o.refunded_amount, o.refunded_tax_amount, o.pending_amount, o.pending_tax_amount,
                paid.id AS "payment_id?", paid.processor_id AS "charge_id?",
                o.sandbox_refund_outcome AS "sandbox_refund_outcome: SandboxRefundOutcome",
-               o.open_disputes > 0 AS "has_open_dispute!"
+               o.open_disputes > 0 AS "has_open_dispute!",
+               coalesce(subscribed.events, '{}') AS "subscribed_events!"
         FROM unnest($1::uuid[], $2::uuid[]) AS wanted (order_id, organization_id)
         JOIN orders o ON o.id = wanted.order_id AND o.organization_id = wanted.organization_id
         JOIN organizations g ON g.id = o.organization_id
         LEFT JOIN LATERAL (SELECT p.id, p.processor_id FROM payments p
                             WHERE p.order_id = o.id AND p.status = 'succeeded'
                             ORDER BY p.created_at LIMIT 1) paid ON true
+        LEFT JOIN (SELECT w.organization_id, array_agg(DISTINCT event) AS events
+                   FROM webhook_endpoints w CROSS JOIN LATERAL unnest(w.events) AS event
+                   WHERE w.organization_id = ANY($2) AND w.enabled AND w.deleted_at IS NULL
+                     AND event = ANY($3::text[])
+                   GROUP BY w.organization_id) subscribed
+          ON subscribed.organization_id = o.organization_id
         "#,
         order_ids,
         organization_ids,
+        event_types as &[&str],
     )
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(LockedOrder::from).collect())
+    Ok(rows
+        .into_iter()
+        .map(|mut row| {
+            let events = std::mem::take(&mut row.subscribed_events);
+            (LockedOrder::from(row), events)
+        })
+        .collect())
 }
 
 struct RefundStateRow {
@@ -115,6 +135,7 @@ struct RefundStateRow {
     charge_id: Option<String>,
     sandbox_refund_outcome: SandboxRefundOutcome,
     has_open_dispute: bool,
+    subscribed_events: Vec<String>,
 }
 
 impl From<RefundStateRow> for LockedOrder {

@@ -39,7 +39,6 @@ use crate::orders::{
 };
 use crate::state::AppState;
 use crate::webhooks::{
-    self,
     emit::{self, OrderState, RefundChange},
     model::{ORDER_REFUNDED, ORDER_UPDATED, REFUND_CREATED},
 };
@@ -248,16 +247,24 @@ async fn write(
                 .map(move |org| (order_id, *org))
         })
         .unzip();
-    let orders =
-        match orders_repo::read_for_refunds(&mut *conn, &order_ids, &organization_ids).await {
-            Ok(orders) => orders,
-            Err(error) => {
-                batch.into_iter().for_each(Waiting::decline);
-                return Err(error.into());
-            }
-        };
-    let orders: HashMap<Uuid, LockedOrder> =
-        orders.into_iter().map(|order| (order.id, order)).collect();
+    let read =
+        orders_repo::read_for_refunds(&mut *conn, &order_ids, &organization_ids, &CREATE_EVENTS)
+            .await;
+    let read = match read {
+        Ok(read) => read,
+        Err(error) => {
+            batch.into_iter().for_each(Waiting::decline);
+            return Err(error.into());
+        }
+    };
+    let mut orders: HashMap<Uuid, LockedOrder> = HashMap::with_capacity(read.len());
+    let mut subscribed: HashMap<Uuid, Subscribed> = HashMap::new();
+    for (order, events) in read {
+        if !events.is_empty() {
+            subscribed.insert(order.organization_id, Subscribed::to(&events));
+        }
+        orders.insert(order.id, order);
+    }
     let keys_used = match keys_used_before(&mut *conn, &batch).await {
         Ok(used) => used,
         Err(error) => {
@@ -285,7 +292,6 @@ async fn write(
     if planned.is_empty() {
         return Ok(HashSet::new());
     }
-    let subscribed = subscriptions(&mut *conn, planned).await?;
     let shown_orders = orders_with_events(&mut *conn, planned, &subscribed, created_at).await?;
     // A create whose request has ended (the client hung up, or the request timed out and
     // was answered 503 while the database was slow to answer) is not made: as with a
@@ -370,30 +376,13 @@ struct Subscribed {
     order: bool,
 }
 
-/// What the endpoints of the planned refunds' organizations are subscribed to, for the
-/// organizations with any endpoint subscribed to what a create sends.
-async fn subscriptions(
-    conn: &mut PgConnection,
-    planned: &[Planned],
-) -> Result<HashMap<Uuid, Subscribed>> {
-    let mut organization_ids: Vec<Uuid> = planned
-        .iter()
-        .map(|ready| ready.refund.organization_id)
-        .collect();
-    organization_ids.sort_unstable();
-    organization_ids.dedup();
-    let subscriptions =
-        webhooks::repo::subscriptions(&mut *conn, &organization_ids, &CREATE_EVENTS).await?;
-    Ok(subscriptions
-        .into_iter()
-        .map(|(organization_id, types)| {
-            let subscribed = Subscribed {
-                refund: types.iter().any(|event| emit::carries_refund(event)),
-                order: types.iter().any(|event| !emit::carries_refund(event)),
-            };
-            (organization_id, subscribed)
-        })
-        .collect())
+impl Subscribed {
+    fn to(events: &[String]) -> Self {
+        Subscribed {
+            refund: events.iter().any(|event| emit::carries_refund(event)),
+            order: events.iter().any(|event| !emit::carries_refund(event)),
+        }
+    }
 }
 
 /// Polar's `Order` of every planned refund whose organization has an endpoint subscribed to

@@ -362,26 +362,6 @@ pub async fn targets(
     .await
 }
 
-/// The organizations of `organization_ids` with an enabled endpoint subscribed to any of
-/// `types`, each with those of `types` its endpoints are subscribed to.
-pub async fn subscriptions(
-    db: impl PgExecutor<'_>,
-    organization_ids: &[Uuid],
-    types: &[&str],
-) -> sqlx::Result<Vec<(Uuid, Vec<String>)>> {
-    sqlx::query_as(
-        "SELECT w.organization_id, array_agg(DISTINCT event) FROM webhook_endpoints w \
-         CROSS JOIN LATERAL unnest(w.events) AS event \
-         WHERE w.organization_id = ANY($1) AND w.enabled AND w.deleted_at IS NULL \
-           AND event = ANY($2::text[]) \
-         GROUP BY w.organization_id",
-    )
-    .bind(organization_ids)
-    .bind(types)
-    .fetch_all(db)
-    .await
-}
-
 /// Events to write, one per endpoint, in the order they happened.
 #[derive(Default)]
 pub struct NewEvents {
