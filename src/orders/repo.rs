@@ -503,18 +503,30 @@ pub async fn find_readable_order(
 }
 
 /// The orders `(order_ids[i], organization_ids[i])`.
+///
+/// The pairs go to PostgreSQL as one JSON document, not as two arrays. PostgreSQL estimates
+/// an array parameter at ten elements in a statement's cached generic plan but at its real
+/// length in a custom plan, so with the few orders of a batch the custom plan always looked
+/// cheaper and the statement was planned again on every call: 0.56 ms of planning against
+/// 0.07 ms of execution under a create load with order webhooks. A JSON document is
+/// estimated at the same size in both plans, and the generic plan is kept.
 pub async fn find_orders_of(
     db: impl PgExecutor<'_>,
     order_ids: &[Uuid],
     organization_ids: &[Uuid],
 ) -> sqlx::Result<Vec<OrderRecord>> {
+    let pairs: Vec<Value> = order_ids
+        .iter()
+        .zip(organization_ids)
+        .map(|(order_id, organization_id)| {
+            serde_json::json!({"order_id": order_id, "organization_id": organization_id})
+        })
+        .collect();
     let mut builder = QueryBuilder::new(ORDER_SELECT);
-    builder.push(" JOIN unnest(");
-    builder.push_bind(order_ids);
-    builder.push("::uuid[], ");
-    builder.push_bind(organization_ids);
+    builder.push(" JOIN jsonb_to_recordset(");
+    builder.push_bind(Value::Array(pairs).to_string());
     builder.push(
-        "::uuid[]) AS wanted (order_id, organization_id) \
+        "::jsonb) AS wanted (order_id uuid, organization_id uuid) \
          ON o.id = wanted.order_id AND o.organization_id = wanted.organization_id",
     );
     builder.build_query_as().fetch_all(db).await
