@@ -1,7 +1,8 @@
 //! Creating refunds in batches. Concurrent creates that need no lock held across a call out
-//! (a processor that answers in process) share a few statements: reads of their orders (and
-//! of their idempotency keys), and one statement that creates the refunds, moves the orders'
-//! counters, keeps the keys' answers and writes the webhook events, and commits by itself.
+//! (a processor that answers in process) share a few statements: reads of their orders
+//! (with the events their organizations' webhook endpoints want) and of their idempotency
+//! keys, and one statement that creates the refunds, moves the orders' counters, keeps the
+//! keys' answers and writes the webhook events, and commits by itself.
 //! That is what lets PostgreSQL keep up with many creates a second: the cost of a round
 //! trip, a transaction and a commit is paid once per batch instead of once per refund.
 //!
@@ -9,7 +10,8 @@
 //! read, as the one-by-one create checks them; the write then creates a refund only where
 //! its order is still as it was read. A refund that is not created here (a rule refuses it,
 //! its order changed meanwhile or is locked by another transaction, its key was used before
-//! or is in use, the batch failed) is declined: the
+//! or is in use, an endpoint of its organization subscribed since the read to an event the
+//! batch did not build, the batch failed) is declined: the
 //! caller creates it one by one, under the order's lock, which gives every refusal and
 //! every replay its exact answer.
 //!

@@ -148,8 +148,9 @@ pub struct OrderRefundState {
 /// Creates a batch of refunds, at most one per order, in one statement that commits by
 /// itself, and returns the ids of those it created. A refund is created only if its order
 /// still has the refund state it was read with, is not blocked (nor is its organization),
-/// has no open dispute and still has the succeeded payment, and, unless its order events
-/// were built, while its organization has no webhook endpoint subscribed to order events.
+/// has no open dispute and still has the succeeded payment, and while its organization has
+/// no webhook endpoint subscribed to an event the batch did not build for it (its
+/// `refund.created`, or its order events).
 /// Such a refund moves its order's counters and status, keeps its idempotency key with its
 /// answer for `key_lifetime`, and writes its events for every subscribed endpoint, all at
 /// `created_at`. A key that another request still holds skips its refund (the key's

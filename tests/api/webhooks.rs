@@ -1020,10 +1020,11 @@ async fn the_batch_read_of_orders_says_which_events_their_organizations_want(poo
     let quiet_order_id = app.order(quiet.id, 1000, 250).await;
 
     let mut conn = pool.acquire().await.unwrap();
+    // As a batch asks: every order with every organization of the caller.
     let read = read_for_refunds(
         &mut conn,
-        &[order_id, quiet_order_id],
-        &[org.id, quiet.id],
+        &[order_id, order_id, quiet_order_id, quiet_order_id],
+        &[org.id, quiet.id, org.id, quiet.id],
         &REFUND_EVENTS,
     )
     .await
