@@ -249,10 +249,14 @@ async fn write(
                 .map(move |org| (order_id, *org))
         })
         .unzip();
-    let read =
-        orders_repo::read_for_refunds(&mut *conn, &order_ids, &organization_ids, &CREATE_EVENTS)
-            .await;
-    let read = match read {
+    let read = match orders_repo::read_for_refunds(
+        &mut *conn,
+        &order_ids,
+        &organization_ids,
+        &CREATE_EVENTS,
+    )
+    .await
+    {
         Ok(read) => read,
         Err(error) => {
             batch.into_iter().for_each(Waiting::decline);
@@ -328,8 +332,13 @@ async fn write(
             read: refund_state(&ready.order_before),
             written: refund_state(&ready.order_after),
             events: events(ready, with_refund_events, order, created_at)?,
-            with_refund_events,
-            with_order_events: order.is_some(),
+            unbuilt_events: CREATE_EVENTS
+                .into_iter()
+                .filter(|event| match emit::carries_refund(event) {
+                    true => !with_refund_events,
+                    false => order.is_none(),
+                })
+                .collect(),
             key: ready.key.as_ref().map(|(request, answer)| BatchedKey {
                 scope: &request.scope,
                 key: &request.key,

@@ -99,12 +99,9 @@ pub struct BatchedRefund<'a> {
     pub written: OrderRefundState,
     /// The events the refund sends, in order, for every endpoint subscribed to them.
     pub events: Vec<BatchedEvent>,
-    /// Whether `events` holds the refund's event: without it the refund is created only
-    /// while no endpoint of its organization wants refund events.
-    pub with_refund_events: bool,
-    /// Whether `events` holds the order events: without them the refund is created only
-    /// while no endpoint of its organization wants order events.
-    pub with_order_events: bool,
+    /// The events a create can send that `events` was built without: the refund is created
+    /// only while no endpoint of its organization wants one of them.
+    pub unbuilt_events: Vec<&'static str>,
     /// The create's idempotency key, kept with its answer; left out (NULL) without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<BatchedKey<'a>>,
@@ -176,8 +173,7 @@ pub async fn insert_batch(
                      subscription_id uuid, payment_id uuid, status text, reason text,
                      amount bigint, tax_amount bigint, currency text, comment text,
                      processor_id text, revoke_benefits boolean, metadata jsonb,
-                     read jsonb, written jsonb, events jsonb, with_refund_events boolean,
-                     with_order_events boolean,
+                     read jsonb, written jsonb, events jsonb, unbuilt_events text[],
                      key jsonb)
         ),
         -- Orders another transaction holds are skipped, not waited for: their creates go
@@ -215,16 +211,12 @@ pub async fn insert_batch(
               AND (r.key IS NULL
                    OR pg_try_advisory_xact_lock(
                           idempotency_lock_id(r.key->>'scope', r.key->>'key')))
-              -- An endpoint subscribed meanwhile to events the request does not hold.
-              AND ((r.with_refund_events AND r.with_order_events)
+              -- An endpoint subscribed meanwhile to an event the request was built without.
+              AND (r.unbuilt_events = '{}'
                    OR NOT EXISTS (SELECT 1 FROM webhook_endpoints w
                                   WHERE w.organization_id = o.organization_id AND w.enabled
                                     AND w.deleted_at IS NULL
-                                    AND ((NOT r.with_refund_events
-                                          AND w.events && ARRAY['refund.created'])
-                                         OR (NOT r.with_order_events
-                                             AND w.events && ARRAY['order.updated',
-                                                                   'order.refunded']))))
+                                    AND w.events && r.unbuilt_events))
             RETURNING r.id
         ),
         created AS (
