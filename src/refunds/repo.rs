@@ -244,7 +244,7 @@ pub async fn insert_batch(
               ON w.organization_id = r.organization_id AND w.enabled AND w.deleted_at IS NULL
              AND event.type = ANY(w.events)
             ORDER BY r.position, event.position, w.created_at, w.id
-            RETURNING 1
+            RETURNING endpoint_id
         ),
         kept AS (
             INSERT INTO idempotency_keys (scope, key, method, route, fingerprint, refund_id,
@@ -258,8 +258,10 @@ pub async fn insert_batch(
             -- fails, and nothing of the batch is written.
             WHERE r.key IS NOT NULL
         ),
+        -- One notification per endpoint, which the delivery workers read as it commits.
         woken AS (
-            SELECT pg_notify($4, '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event
+            SELECT count(pg_notify($4, endpoint_id::text))
+            FROM (SELECT DISTINCT endpoint_id FROM events) AS e
         )
         SELECT c.id AS "id!" FROM created c LEFT JOIN woken ON true
         "#,

@@ -118,6 +118,12 @@ pub fn http_client(settings: &DeliverySettings) -> reqwest::Client {
 
 /// Delivers until `stop` turns true, then lets the attempts in flight finish and records
 /// them; whatever is left is picked up by any instance once its lease runs out.
+///
+/// The queue is looked at only when there may be something this worker can take: when a
+/// notification names an endpoint it is not sending to already, when a slot frees up, and
+/// every `POLL_INTERVAL` (due retries, expired leases, other instances' endpoints). A
+/// busy server commits events far more often than a lease takes, and a lease that finds
+/// nothing still costs PostgreSQL its planning.
 pub async fn run(pool: PgPool, settings: DeliverySettings, mut stop: watch::Receiver<bool>) {
     let worker = Arc::new(Worker {
         client: http_client(&settings),
@@ -138,101 +144,164 @@ pub async fn run(pool: PgPool, settings: DeliverySettings, mut stop: watch::Rece
             None
         }
     };
-    let mut endpoints: JoinSet<()> = JoinSet::new();
-    let mut retries: JoinSet<()> = JoinSet::new();
+    let mut sending = Sending::default();
+    let mut poll = tokio::time::interval(POLL_INTERVAL);
     let mut gauges = tokio::time::interval(GAUGE_INTERVAL);
     let mut archive = tokio::time::interval(Duration::from_secs(3600));
     let mut last_full_look: Option<Instant> = None;
+    let mut look = Look {
+        first_attempts: true,
+        retries: true,
+    };
     while !*stop.borrow() {
-        let leased = worker
-            .clone()
-            .lease_and_spawn(&mut endpoints, &mut retries, &mut last_full_look)
-            .await;
-        if leased {
-            // More may be waiting: look again as soon as a slot frees up or work arrives.
-            tokio::select! {
-                _ = endpoints.join_next(), if !endpoints.is_empty() => {}
-                _ = retries.join_next(), if !retries.is_empty() => {}
-                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
-                _ = stop.changed() => {}
+        if look.first_attempts {
+            worker
+                .clone()
+                .lease_and_spawn_first_attempts(&mut sending, &mut last_full_look)
+                .await;
+        }
+        if look.retries {
+            worker.clone().lease_and_spawn_retries(&mut sending).await;
+        }
+        look = tokio::select! {
+            Some(finished) = sending.endpoints.join_next_with_id() => {
+                let task = match &finished {
+                    Ok((task, ())) => *task,
+                    Err(error) => error.id(),
+                };
+                sending.held.remove(&task);
+                Look { first_attempts: true, retries: false }
             }
-            continue;
-        }
-        tokio::select! {
-            _ = endpoints.join_next(), if !endpoints.is_empty() => {}
-            _ = retries.join_next(), if !retries.is_empty() => {}
-            woken = wake(&mut listener) => if !woken { listener = None },
-            _ = tokio::time::sleep(POLL_INTERVAL) => {}
-            _ = gauges.tick() => worker.measure_queue().await,
-            _ = archive.tick() => worker.archive().await,
-            _ = stop.changed() => {}
-        }
+            Some(_) = sending.retries.join_next() => Look { first_attempts: false, retries: true },
+            woken = wake(&mut listener) => match woken {
+                Some(endpoint_ids) => Look {
+                    first_attempts: endpoint_ids.iter().any(|id| !sending.holds(id)),
+                    retries: false,
+                },
+                None => {
+                    listener = None;
+                    Look::NOTHING
+                }
+            },
+            _ = poll.tick() => Look { first_attempts: true, retries: true },
+            _ = gauges.tick() => {
+                worker.measure_queue().await;
+                Look::NOTHING
+            }
+            _ = archive.tick() => {
+                worker.archive().await;
+                Look::NOTHING
+            }
+            _ = stop.changed() => Look::NOTHING,
+        };
     }
-    while endpoints.join_next().await.is_some() {}
-    while retries.join_next().await.is_some() {}
+    while sending.endpoints.join_next().await.is_some() {}
+    while sending.retries.join_next().await.is_some() {}
     tracing::info!("webhooks: delivery worker stopped");
 }
 
-/// Waits for a notification; `false` when the listener broke (the worker then polls).
-async fn wake(listener: &mut Option<PgListener>) -> bool {
-    match listener {
-        Some(listener) => match listener.recv().await {
-            Ok(_) => true,
-            Err(error) => {
-                tracing::warn!(%error, "webhooks: lost the notification channel; polling");
-                false
+/// Which queues the next pass leases from.
+struct Look {
+    first_attempts: bool,
+    retries: bool,
+}
+
+impl Look {
+    const NOTHING: Look = Look {
+        first_attempts: false,
+        retries: false,
+    };
+}
+
+/// What this worker is sending.
+#[derive(Default)]
+struct Sending {
+    /// One task per endpoint whose first attempts it holds.
+    endpoints: JoinSet<()>,
+    /// Which endpoint each of those tasks sends to.
+    held: HashMap<tokio::task::Id, Uuid>,
+    retries: JoinSet<()>,
+}
+
+impl Sending {
+    /// `None` (a notification that names no endpoint) is never held.
+    fn holds(&self, endpoint_id: &Option<Uuid>) -> bool {
+        endpoint_id.is_some_and(|id| self.held.values().any(|held| *held == id))
+    }
+}
+
+/// Waits for a notification and takes every other one already received: the endpoints
+/// they name (`None` for one that names none). `None` when the listener broke (the worker
+/// then polls).
+async fn wake(listener: &mut Option<PgListener>) -> Option<Vec<Option<Uuid>>> {
+    let Some(listener) = listener else {
+        return std::future::pending().await;
+    };
+    let endpoint_of =
+        |notification: sqlx::postgres::PgNotification| Uuid::parse_str(notification.payload()).ok();
+    match listener.recv().await {
+        Ok(first) => {
+            let mut endpoint_ids = vec![endpoint_of(first)];
+            while let Some(next) = listener.next_buffered() {
+                endpoint_ids.push(endpoint_of(next));
             }
-        },
-        None => std::future::pending().await,
+            Some(endpoint_ids)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "webhooks: lost the notification channel; polling");
+            None
+        }
     }
 }
 
 impl Worker {
-    /// Leases what fits in the free slots and starts sending it, looking through the whole
-    /// queue of first attempts when `last_full_look` is `FULL_LOOK_INTERVAL` ago. Returns
-    /// whether anything was leased.
-    async fn lease_and_spawn(
+    /// Leases the first attempts of as many endpoints as there are free slots and starts
+    /// sending them, looking through the whole queue when `last_full_look` is
+    /// `FULL_LOOK_INTERVAL` ago.
+    async fn lease_and_spawn_first_attempts(
         self: Arc<Self>,
-        endpoints: &mut JoinSet<()>,
-        retries: &mut JoinSet<()>,
+        sending: &mut Sending,
         last_full_look: &mut Option<Instant>,
-    ) -> bool {
-        let free_endpoints = CONCURRENT_ENDPOINTS.saturating_sub(endpoints.len());
-        let free_retries = CONCURRENT_RETRIES.saturating_sub(retries.len());
-        let mut leased = false;
-        if free_endpoints > 0 {
-            let full_look = last_full_look.is_none_or(|at| at.elapsed() >= FULL_LOOK_INTERVAL);
-            let lookback = if full_look {
-                *last_full_look = Some(Instant::now());
-                i64::MAX
-            } else {
-                FIRST_ATTEMPTS_LOOKBACK
-            };
-            match self
-                .lease_first_attempts(free_endpoints as i64, lookback)
-                .await
-            {
-                Ok(groups) => {
-                    for group in groups {
-                        leased = true;
-                        endpoints.spawn(self.clone().send_first_attempts(group));
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "webhooks: leasing first attempts failed"),
-            }
+    ) {
+        let free = CONCURRENT_ENDPOINTS.saturating_sub(sending.endpoints.len());
+        if free == 0 {
+            return;
         }
-        if free_retries > 0 {
-            match self.lease_retries(free_retries as i64).await {
-                Ok(due) => {
-                    for event in due {
-                        leased = true;
-                        retries.spawn(self.clone().send_retry(event));
-                    }
+        let full_look = last_full_look.is_none_or(|at| at.elapsed() >= FULL_LOOK_INTERVAL);
+        let lookback = if full_look {
+            *last_full_look = Some(Instant::now());
+            i64::MAX
+        } else {
+            FIRST_ATTEMPTS_LOOKBACK
+        };
+        match self.lease_first_attempts(free as i64, lookback).await {
+            Ok(groups) => {
+                for group in groups {
+                    let endpoint_id = group[0].endpoint_id;
+                    let task = sending
+                        .endpoints
+                        .spawn(self.clone().send_first_attempts(group));
+                    sending.held.insert(task.id(), endpoint_id);
                 }
-                Err(error) => tracing::warn!(%error, "webhooks: leasing retries failed"),
             }
+            Err(error) => tracing::warn!(%error, "webhooks: leasing first attempts failed"),
         }
-        leased
+    }
+
+    /// Leases as many due retries as there are free slots and starts sending them.
+    async fn lease_and_spawn_retries(self: Arc<Self>, sending: &mut Sending) {
+        let free = CONCURRENT_RETRIES.saturating_sub(sending.retries.len());
+        if free == 0 {
+            return;
+        }
+        match self.lease_retries(free as i64).await {
+            Ok(due) => {
+                for event in due {
+                    sending.retries.spawn(self.clone().send_retry(event));
+                }
+            }
+            Err(error) => tracing::warn!(%error, "webhooks: leasing retries failed"),
+        }
     }
 
     fn first_attempts_lease(&self) -> Duration {

@@ -373,7 +373,7 @@ pub struct NewEvents {
 }
 
 /// Writes the events in one statement, in their order, and wakes the delivery workers when
-/// the transaction commits.
+/// the transaction commits, with a notification that names each endpoint.
 pub async fn insert_events(
     conn: &mut PgConnection,
     organization_id: Uuid,
@@ -389,8 +389,8 @@ pub async fn insert_events(
            FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[]) \
              WITH ORDINALITY AS e(id, endpoint_id, type, api_version, payload, position) \
            ORDER BY position \
-           RETURNING 1) \
-         SELECT pg_notify($8, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted",
+           RETURNING endpoint_id) \
+         SELECT pg_notify($8, endpoint_id::text) FROM (SELECT DISTINCT endpoint_id FROM inserted) AS woken",
     )
     .bind(organization_id)
     .bind(created_at)
@@ -423,7 +423,9 @@ pub struct Leased {
 // The leases (`lease_first_attempts`, `lease_retries`) are planned afresh each time, not
 // cached: the queue's table grows from empty and is emptied by delivery, and a plan cached
 // while it was small (a sequential scan) stays in use long after it holds thousands of
-// events.
+// events. The test for an endpoint's waiting first attempts asks for the first one in
+// order, so that it walks the queue's index and stops at it: as a plain `EXISTS` it was
+// planned on other indexes, through every event already sent in the lookback.
 
 /// Leases up to `endpoints` endpoints whose first attempts are waiting and that no other
 /// worker holds, and returns up to `per_endpoint` of each one's waiting events in creation
@@ -447,11 +449,12 @@ pub async fn lease_first_attempts(
          FROM ( \
            SELECT c.organization_id, c.id FROM webhook_endpoints c \
            WHERE (c.first_attempts_leased_until IS NULL OR c.first_attempts_leased_until < now()) \
-             AND EXISTS ( \
-                   SELECT 1 FROM webhook_events e \
+             AND EXISTS (SELECT 1 FROM ( \
+                   SELECT e.seq FROM webhook_events e \
                    WHERE e.endpoint_id = c.id AND e.organization_id = c.organization_id \
                      AND e.state = 'pending' AND e.attempts = 0 \
-                     AND e.seq > c.first_attempts_sent_seq - $4) \
+                     AND e.seq > c.first_attempts_sent_seq - $4 \
+                   ORDER BY e.seq LIMIT 1) AS waiting) \
            LIMIT $3 FOR UPDATE SKIP LOCKED) AS picked \
          WHERE w.organization_id = picked.organization_id AND w.id = picked.id \
          RETURNING w.id",
