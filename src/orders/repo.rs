@@ -502,35 +502,46 @@ pub async fn find_readable_order(
     builder.build_query_as().fetch_optional(db).await
 }
 
-/// The orders `(order_ids[i], organization_ids[i])`.
+/// Pairs of an order and its organization as one JSON document, `[{order_id,
+/// organization_id}]`, for `jsonb_to_recordset`.
 ///
-/// The pairs go to PostgreSQL as one JSON document, not as two arrays: PostgreSQL sizes an
-/// array parameter at ten elements in a statement's generic plan but at its real length in
-/// a custom plan, so for a batch's few orders the custom plan always looked cheaper and the
+/// The pairs go to PostgreSQL as one document, not as two arrays: PostgreSQL sizes an array
+/// parameter at ten elements in a statement's generic plan but at its real length in a
+/// custom plan, so for a batch's few orders the custom plan always looked cheaper and the
 /// statement was planned again on every call, which cost several times its execution. A
 /// JSON document is sized alike in both plans, and the generic plan is kept.
+fn order_pairs<'a>(
+    order_ids: &'a [Uuid],
+    organization_ids: &'a [Uuid],
+) -> sqlx::types::Json<Vec<OrderPair<'a>>> {
+    debug_assert_eq!(order_ids.len(), organization_ids.len());
+    sqlx::types::Json(
+        order_ids
+            .iter()
+            .zip(organization_ids)
+            .map(|(order_id, organization_id)| OrderPair {
+                order_id,
+                organization_id,
+            })
+            .collect(),
+    )
+}
+
+#[derive(serde::Serialize)]
+struct OrderPair<'a> {
+    order_id: &'a Uuid,
+    organization_id: &'a Uuid,
+}
+
+/// The orders `(order_ids[i], organization_ids[i])`.
 pub async fn find_orders_of(
     db: impl PgExecutor<'_>,
     order_ids: &[Uuid],
     organization_ids: &[Uuid],
 ) -> sqlx::Result<Vec<OrderRecord>> {
-    #[derive(serde::Serialize)]
-    struct Pair<'a> {
-        order_id: &'a Uuid,
-        organization_id: &'a Uuid,
-    }
-    debug_assert_eq!(order_ids.len(), organization_ids.len());
-    let pairs: Vec<Pair> = order_ids
-        .iter()
-        .zip(organization_ids)
-        .map(|(order_id, organization_id)| Pair {
-            order_id,
-            organization_id,
-        })
-        .collect();
     let mut builder = QueryBuilder::new(ORDER_SELECT);
     builder.push(" JOIN jsonb_to_recordset(");
-    builder.push_bind(sqlx::types::Json(pairs));
+    builder.push_bind(order_pairs(order_ids, organization_ids));
     builder.push(
         ") AS wanted (order_id uuid, organization_id uuid) \
          ON o.id = wanted.order_id AND o.organization_id = wanted.organization_id",
@@ -538,19 +549,22 @@ pub async fn find_orders_of(
     builder.build_query_as().fetch_all(db).await
 }
 
-/// The lines of the given orders of `organization_ids`, in their order within each order.
+/// The lines of the orders `(order_ids[i], organization_ids[i])`, by order and in their
+/// order within each.
 pub async fn order_items(
     db: impl PgExecutor<'_>,
-    organization_ids: &[Uuid],
     order_ids: &[Uuid],
+    organization_ids: &[Uuid],
 ) -> sqlx::Result<Vec<OrderItemRecord>> {
     sqlx::query_as(
-        "SELECT id, order_id, label, amount, tax_amount, proration, created_at, modified_at \
-         FROM order_items WHERE organization_id = ANY($1) AND order_id = ANY($2) \
-         ORDER BY order_id, position",
+        "SELECT i.id, i.order_id, i.label, i.amount, i.tax_amount, i.proration, i.created_at, \
+                i.modified_at \
+         FROM jsonb_to_recordset($1) AS wanted (order_id uuid, organization_id uuid) \
+         JOIN order_items i \
+           ON i.order_id = wanted.order_id AND i.organization_id = wanted.organization_id \
+         ORDER BY i.order_id, i.position",
     )
-    .bind(organization_ids)
-    .bind(order_ids)
+    .bind(order_pairs(order_ids, organization_ids))
     .fetch_all(db)
     .await
 }

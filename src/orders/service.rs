@@ -616,13 +616,11 @@ pub fn order_from_record(record: OrderRecord, items: Vec<OrderItemRecord>) -> Re
 /// The orders of `records` with their lines, in the same order.
 async fn with_items(db: impl PgExecutor<'_>, records: Vec<OrderRecord>) -> Result<Vec<Order>> {
     let ids: Vec<Uuid> = records.iter().map(|record| record.id).collect();
-    let mut organization_ids: Vec<Uuid> = records
+    let organization_ids: Vec<Uuid> = records
         .iter()
         .map(|record| record.organization_id)
         .collect();
-    organization_ids.sort_unstable();
-    organization_ids.dedup();
-    let mut items = repo::order_items(db, &organization_ids, &ids).await?;
+    let mut items = repo::order_items(db, &ids, &organization_ids).await?;
     records
         .into_iter()
         .map(|record| {

@@ -77,6 +77,17 @@ fn timestamp_micros(text: &str) -> Option<i64> {
     Some(((days * 86_400 + hour * 3600 + minute * 60 + second) * 1_000_000) + micros)
 }
 
+/// The `timestamp` of a payload, which Polar writes second, after `type`: read without
+/// parsing the rest, so that the receiver costs the machine it shares with the server as
+/// little as it can.
+fn payload_timestamp(body: &[u8]) -> Option<&str> {
+    const KEY: &str = r#","timestamp":""#;
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find(KEY)? + KEY.len();
+    let length = text[start..].find('"')?;
+    Some(&text[start..start + length])
+}
+
 impl Receiver {
     pub async fn start() -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -94,11 +105,7 @@ impl Receiver {
                             let arrived = SystemTime::now()
                                 .duration_since(UNIX_EPOCH)
                                 .map_or(0, |since| since.as_micros() as i64);
-                            let sent = serde_json::from_slice::<serde_json::Value>(&body)
-                                .ok()
-                                .and_then(|payload| {
-                                    payload["timestamp"].as_str().and_then(timestamp_micros)
-                                });
+                            let sent = payload_timestamp(&body).and_then(timestamp_micros);
                             let mut seen = seen.lock().unwrap();
                             let now = Instant::now();
                             seen.arrivals += 1;
@@ -142,7 +149,14 @@ impl Receiver {
 
 #[cfg(test)]
 mod tests {
-    use super::timestamp_micros;
+    use super::{payload_timestamp, timestamp_micros};
+
+    #[test]
+    fn finds_the_timestamp_of_a_payload() {
+        let body = br#"{"type":"refund.created","timestamp":"2026-01-02T03:04:05.5Z","api_version":"2026-10","data":{"timestamp":"no"}}"#;
+        assert_eq!(payload_timestamp(body), Some("2026-01-02T03:04:05.5Z"));
+        assert_eq!(payload_timestamp(br#"{"type":"x"}"#), None);
+    }
 
     #[test]
     fn reads_polar_timestamps() {
