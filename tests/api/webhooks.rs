@@ -1214,3 +1214,44 @@ async fn first_attempts_far_below_the_last_sent_are_delivered_all_the_same(pool:
     let received = receiver.wait_for(4).await;
     assert_eq!(received[3].json()["data"]["amount"], 300);
 }
+
+/// The queue's depth for the metrics counts the events still to be tried, first attempts
+/// and retries, and its age is that of the oldest of them; events tried for good or
+/// skipped do not count however old.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn the_queue_depth_counts_first_attempts_and_retries_still_to_be_tried(pool: PgPool) {
+    sqlx::query(
+        "WITH org AS ( \
+           INSERT INTO organizations (id, name, slug) VALUES (gen_random_uuid(), 'Q', 'q') \
+           RETURNING id), \
+         endpoint AS ( \
+           INSERT INTO webhook_endpoints (id, organization_id, url, format, secret, events, \
+                                          api_version) \
+           SELECT gen_random_uuid(), id, 'https://example.com/hook', 'raw', 'whsec_x', \
+                  '{refund.created}', '2026-10' FROM org RETURNING id, organization_id) \
+         INSERT INTO webhook_events (id, organization_id, endpoint_id, type, api_version, \
+                                     payload, created_at, next_attempt_at, state, attempts) \
+         SELECT gen_random_uuid(), organization_id, id, 'refund.created', '2026-10', '{}', \
+                now() - make_interval(secs => age), now(), state, attempts \
+         FROM endpoint, (VALUES ('pending', 0, 30), ('pending', 0, 10), ('pending', 3, 60), \
+                                ('succeeded', 1, 600), ('failed', 10, 900), \
+                                ('skipped', 0, 1200)) AS e (state, attempts, age)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (depth, oldest) = refunds_server::webhooks::repo::queue_depth(&pool)
+        .await
+        .unwrap();
+    assert_eq!(depth, 3);
+    assert!((60.0..70.0).contains(&oldest), "{oldest}");
+
+    sqlx::query("UPDATE webhook_events SET state = 'succeeded' WHERE state = 'pending'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (depth, oldest) = refunds_server::webhooks::repo::queue_depth(&pool)
+        .await
+        .unwrap();
+    assert_eq!((depth, oldest), (0, 0.0));
+}
