@@ -1240,18 +1240,60 @@ async fn the_queue_depth_counts_first_attempts_and_retries_still_to_be_tried(poo
     .execute(&pool)
     .await
     .unwrap();
-    let (depth, oldest) = refunds_server::webhooks::repo::queue_depth(&pool)
-        .await
-        .unwrap();
-    assert_eq!(depth, 3);
+    let depth = || async {
+        refunds_server::webhooks::repo::queue_depth(&pool)
+            .await
+            .unwrap()
+    };
+    let (waiting, oldest) = depth().await;
+    assert_eq!(waiting, 3);
     assert!((60.0..70.0).contains(&oldest), "{oldest}");
 
     sqlx::query("UPDATE webhook_events SET state = 'succeeded' WHERE state = 'pending'")
         .execute(&pool)
         .await
         .unwrap();
-    let (depth, oldest) = refunds_server::webhooks::repo::queue_depth(&pool)
+    assert_eq!(depth().await, (0, 0.0));
+}
+
+/// The workers are woken with a notification that names the endpoint an event went to,
+/// from a batched create and from a change written one by one (a dispute's refund): a
+/// worker already sending to that endpoint need not look at the queue for it.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn the_wake_up_names_the_endpoint_of_the_events(pool: PgPool) {
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
         .await
         .unwrap();
-    assert_eq!((depth, oldest), (0, 0.0));
+    listener
+        .listen(refunds_server::webhooks::delivery::WAKE_CHANNEL)
+        .await
+        .unwrap();
+    let app = spawn_webhook_app(pool, true).await;
+    let receiver = Receiver::start(vec![]).await;
+    let org = app.organization("Named hooks").await;
+    let token = webhook_token(&app, org.id).await;
+    let endpoint = create_endpoint(&app, &token, &receiver.url, &REFUND_EVENTS).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    let order_id = app.order(org.id, 10_000, 0).await;
+    app.refund(&token, order_id, 100).await;
+    assert_eq!(next_payload(&mut listener).await, endpoint_id);
+    let disputed = app.order(org.id, 1000, 250).await;
+    app.dispute(
+        disputed,
+        refunds_server::domain::DisputeStatus::Prevented,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(next_payload(&mut listener).await, endpoint_id);
+}
+
+/// The payload of the next notification on `listener`.
+async fn next_payload(listener: &mut sqlx::postgres::PgListener) -> String {
+    tokio::time::timeout(Duration::from_secs(10), listener.recv())
+        .await
+        .expect("a notification arrives")
+        .unwrap()
+        .payload()
+        .to_owned()
 }
