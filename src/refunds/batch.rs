@@ -307,6 +307,7 @@ async fn write(
         return Ok(HashSet::new());
     }
     let mut rows = Vec::with_capacity(planned.len());
+    let mut tails = Vec::new();
     for ready in planned.iter() {
         let refund = &ready.refund;
         let order = shown_orders.get(&refund.order_id);
@@ -331,7 +332,7 @@ async fn write(
             metadata: &refund.metadata,
             read: refund_state(&ready.order_before),
             written: refund_state(&ready.order_after),
-            events: events(ready, with_refund_events, order, created_at)?,
+            events: events(ready, with_refund_events, order, created_at, &mut tails)?,
             unbuilt_events: CREATE_EVENTS
                 .into_iter()
                 .filter(|event| match emit::carries_refund(event) {
@@ -357,6 +358,7 @@ async fn write(
         created_at,
         key_lifetime,
         &rows,
+        &tails,
     )
     .await?;
     Ok(created.into_iter().collect())
@@ -426,17 +428,24 @@ async fn orders_with_events(
 }
 
 /// The events a planned refund sends, as the one-by-one create writes them: the refund's
-/// only `with_refund_events`, the order events only when its order is given.
+/// only `with_refund_events`, the order events only when its order is given. Their payloads'
+/// tails are added to `tails`, each once: the order events share theirs.
 fn events(
     ready: &Planned,
     with_refund_events: bool,
     order: Option<&Order>,
     at: DateTime<Utc>,
+    tails: &mut Vec<String>,
 ) -> Result<Vec<BatchedEvent>> {
-    let refund = with_refund_events
-        .then(|| to_json(&ready.refund))
-        .transpose()?;
-    let order = order.map(to_json).transpose()?;
+    let mut tail_of = |data: String| {
+        tails.push(emit::payload_tail(&data));
+        tails.len()
+    };
+    let refund = match with_refund_events {
+        true => Some(tail_of(to_json(&ready.refund)?)),
+        false => None,
+    };
+    let order = order.map(to_json).transpose()?.map(&mut tail_of);
     let change = RefundChange {
         organization_id: ready.refund.organization_id,
         order_id: ready.refund.order_id,
@@ -448,16 +457,16 @@ fn events(
     };
     let mut events = Vec::new();
     for event_type in change.event_types() {
-        let data = match emit::carries_refund(event_type) {
-            true => &refund,
-            false => &order,
+        let tail = match emit::carries_refund(event_type) {
+            true => refund,
+            false => order,
         };
-        let Some(data) = data else { continue };
+        let Some(tail) = tail else { continue };
         events.push(BatchedEvent {
             position: events.len(),
             event_type,
             head: emit::payload_head(event_type, &at),
-            tail: emit::payload_tail(data),
+            tail,
         });
     }
     Ok(events)

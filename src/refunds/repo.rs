@@ -122,14 +122,15 @@ pub struct BatchedKey<'a> {
 }
 
 /// An event of a batched refund: its payload is `head`, the endpoint's `api_version` as a
-/// JSON string, then `tail`.
+/// JSON string, then the batch's tail at index `tail` (from 1), which the events of one
+/// refund may share.
 #[derive(Serialize)]
 pub struct BatchedEvent {
     pub position: usize,
     #[serde(rename = "type")]
     pub event_type: &'static str,
     pub head: String,
-    pub tail: String,
+    pub tail: usize,
 }
 
 /// The columns of an order that a refund reads and moves.
@@ -147,7 +148,8 @@ pub struct OrderRefundState {
 /// still has the refund state it was read with, is not blocked (nor is its organization),
 /// has no open dispute and still has the succeeded payment, and while its organization has
 /// no webhook endpoint subscribed to an event the batch did not build for it (its
-/// `refund.created`, or its order events).
+/// `refund.created`, or its order events). The tails of the events' payloads come apart from
+/// the refunds' JSON, as `tails`, so that PostgreSQL does not parse them as JSON inside it.
 /// Such a refund moves its order's counters and status, keeps its idempotency key with its
 /// answer for `key_lifetime`, and writes its events for every subscribed endpoint, all at
 /// `created_at`. A key that another request still holds skips its refund (the key's
@@ -160,6 +162,7 @@ pub async fn insert_batch(
     created_at: DateTime<Utc>,
     key_lifetime: std::time::Duration,
     refunds: &[BatchedRefund<'_>],
+    tails: &[String],
 ) -> Result<Vec<Uuid>> {
     let refunds = serde_json::to_string(refunds)
         .map_err(|error| Error::Corrupt(format!("refund batch as JSON: {error}")))?;
@@ -235,11 +238,12 @@ pub async fn insert_batch(
             INSERT INTO webhook_events (id, organization_id, endpoint_id, type, api_version,
                                         payload, created_at, next_attempt_at)
             SELECT gen_random_uuid(), r.organization_id, w.id, event.type, w.api_version,
-                   event.head || to_json(w.api_version)::text || event.tail, $2, $2
+                   event.head || to_json(w.api_version)::text || ($6::text[])[event.tail],
+                   $2, $2
             FROM request r
             JOIN moved m ON m.id = r.id
             CROSS JOIN LATERAL jsonb_to_recordset(r.events)
-                AS event (position bigint, type text, head text, tail text)
+                AS event (position bigint, type text, head text, tail int)
             JOIN webhook_endpoints w
               ON w.organization_id = r.organization_id AND w.enabled AND w.deleted_at IS NULL
              AND event.type = ANY(w.events)
@@ -270,6 +274,7 @@ pub async fn insert_batch(
         processor,
         crate::webhooks::delivery::WAKE_CHANNEL,
         key_lifetime.as_millis() as f64,
+        tails,
     )
     .fetch_all(conn)
     .await?)

@@ -1130,9 +1130,16 @@ async fn a_batched_refund_without_its_event_is_not_made_once_an_endpoint_wants_i
 
     for with_refund_events in [false, true] {
         let batch = [refund(with_refund_events)];
-        let created = insert_batch(&mut conn, "sandbox", chrono::Utc::now(), lifetime, &batch)
-            .await
-            .unwrap();
+        let created = insert_batch(
+            &mut conn,
+            "sandbox",
+            chrono::Utc::now(),
+            lifetime,
+            &batch,
+            &[],
+        )
+        .await
+        .unwrap();
         match with_refund_events {
             false => assert!(
                 created.is_empty(),
