@@ -1150,6 +1150,140 @@ async fn a_batched_refund_without_its_event_is_not_made_once_an_endpoint_wants_i
     }
 }
 
+/// The events of a batch take their payloads' tails by index from one list for the whole
+/// batch: every event of every refund gets its own refund's or order's data, the two order
+/// events of a refund sharing one tail.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn each_batched_event_carries_the_data_of_its_own_refund(pool: PgPool) {
+    use refunds_server::domain::{OrderStatus, RefundReason, RefundStatus};
+    use refunds_server::refunds::repo::{
+        BatchedEvent, BatchedRefund, OrderRefundState, insert_batch,
+    };
+    use refunds_server::webhooks::emit::{payload, payload_head, payload_tail};
+
+    let app = spawn_webhook_app(pool.clone(), true).await;
+    let receiver = Receiver::start(vec![]).await;
+    let org = app.organization("Two in one batch").await;
+    let token = webhook_token(&app, org.id).await;
+    let endpoint = create_endpoint(&app, &token, &receiver.url, &REFUND_EVENTS).await;
+    let api_version = endpoint["api_version"].as_str().unwrap().to_owned();
+    let metadata = serde_json::Map::new();
+    let at = chrono::Utc::now();
+    let state = |refunded_amount| OrderRefundState {
+        status: match refunded_amount {
+            0 => OrderStatus::Paid,
+            _ => OrderStatus::PartiallyRefunded,
+        },
+        refunded_amount,
+        refunded_tax_amount: 0,
+        pending_amount: 0,
+        pending_tax_amount: 0,
+    };
+    let mut orders = Vec::new();
+    let mut tails = Vec::new();
+    for (name, processor_id) in [("first", "re_first"), ("second", "re_second")] {
+        let order_id = app.order(org.id, 1000, 0).await;
+        let (customer_id, payment_id): (Uuid, Uuid) = sqlx::query_as(
+            "SELECT o.customer_id, p.id FROM orders o JOIN payments p ON p.order_id = o.id \
+             WHERE o.id = $1",
+        )
+        .bind(order_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        tails.push(payload_tail(&json!({"refund": name}).to_string()));
+        tails.push(payload_tail(&json!({"order": name}).to_string()));
+        let (refund_tail, order_tail) = (tails.len() - 1, tails.len());
+        orders.push((
+            order_id,
+            customer_id,
+            payment_id,
+            processor_id,
+            refund_tail,
+            order_tail,
+        ));
+    }
+    let batch: Vec<BatchedRefund> = orders
+        .iter()
+        .map(
+            |&(order_id, customer_id, payment_id, processor_id, refund_tail, order_tail)| {
+                BatchedRefund {
+                    id: Uuid::new_v4(),
+                    organization_id: org.id,
+                    order_id,
+                    customer_id,
+                    subscription_id: None,
+                    payment_id,
+                    status: RefundStatus::Succeeded,
+                    reason: RefundReason::CustomerRequest,
+                    amount: 400,
+                    tax_amount: 0,
+                    currency: "usd",
+                    comment: None,
+                    processor_id,
+                    revoke_benefits: false,
+                    metadata: &metadata,
+                    read: state(0),
+                    written: state(400),
+                    events: [
+                        ("refund.created", refund_tail),
+                        ("order.updated", order_tail),
+                        ("order.refunded", order_tail),
+                    ]
+                    .into_iter()
+                    .enumerate()
+                    .map(|(position, (event_type, tail))| BatchedEvent {
+                        position,
+                        event_type,
+                        head: payload_head(event_type, &at),
+                        tail,
+                    })
+                    .collect(),
+                    unbuilt_events: vec![],
+                    key: None,
+                }
+            },
+        )
+        .collect();
+    let mut conn = pool.acquire().await.unwrap();
+    let created = insert_batch(
+        &mut conn,
+        "sandbox",
+        at,
+        Duration::from_secs(60),
+        &batch,
+        &tails,
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.len(), 2);
+
+    let written: Vec<(String, String)> =
+        sqlx::query_as("SELECT type, payload FROM webhook_events ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let expected: Vec<(String, String)> = ["first", "second"]
+        .into_iter()
+        .flat_map(|name| {
+            let refund = json!({"refund": name}).to_string();
+            let order = json!({"order": name}).to_string();
+            [
+                ("refund.created", refund),
+                ("order.updated", order.clone()),
+                ("order.refunded", order),
+            ]
+        })
+        .map(|(event_type, data)| {
+            (
+                event_type.to_owned(),
+                payload(event_type, &at, &api_version, &data),
+            )
+        })
+        .collect();
+    assert_eq!(written, expected);
+}
+
 /// A lease looks for first attempts only a little below the last one an endpoint was sent,
 /// so that it does not walk every delivered event: one that committed long after later
 /// events, and so lies further below, is found by the full look made every few seconds,
