@@ -804,3 +804,69 @@ async fn a_key_taken_while_its_batch_writes_fails_the_batch_and_is_answered_as_r
         "the create was declined by its batch"
     );
 }
+
+/// The lookups of stored keys go through the primary key even on a connection that cached
+/// their plans while the table was empty, as it is in a new database or once its keys
+/// expire: a plan made then scanned the whole table on every call as it grew.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn key_lookups_use_the_primary_key_after_the_table_grows_from_empty(pool: PgPool) {
+    use refunds_server::idempotency::{Claim, KeyedRequest, repo};
+
+    sqlx::query("VACUUM ANALYZE idempotency_keys")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let request = |key: &str| KeyedRequest {
+        scope: "scope".into(),
+        key: key.into(),
+        method: "POST",
+        route: "/v1/refunds/".into(),
+        fingerprint: [7; 32],
+    };
+    let scopes = vec!["scope".to_owned(); 2];
+    // More calls than PostgreSQL plans one by one before it caches a plan.
+    for _ in 0..8 {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
+        let found = repo::existing_keys(&mut tx, &scopes, &["k1".into(), "k2".into()])
+            .await
+            .unwrap();
+        assert!(found.is_empty());
+        let claim = repo::claim(&mut tx, &request("k1")).await.unwrap();
+        assert!(matches!(claim, Claim::Fresh));
+        tx.rollback().await.unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, method, route, fingerprint, expires_at)
+         SELECT 'scope', 'k' || g, 'POST', '/v1/refunds/', '\\x07', now() + interval '1 day'
+         FROM generate_series(1, 5000) AS g",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
+    // Counted within one transaction, which keeps the counts of this connection's scans
+    // until it ends.
+    let scans = "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables
+                 WHERE relname = 'idempotency_keys'";
+    let (sequential_before, indexed_before): (i64, i64) =
+        sqlx::query_as(scans).fetch_one(&mut *tx).await.unwrap();
+    let found = repo::existing_keys(&mut tx, &scopes, &["k17".into(), "absent".into()])
+        .await
+        .unwrap();
+    assert_eq!(found, vec![("scope".to_owned(), "k17".to_owned())]);
+    let claim = repo::claim(&mut tx, &request("k18")).await.unwrap();
+    assert!(
+        matches!(claim, Claim::Reused),
+        "k18 was stored for another body"
+    );
+    let (sequential, indexed): (i64, i64) =
+        sqlx::query_as(scans).fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(sequential, sequential_before, "no lookup scanned the table");
+    assert!(
+        indexed - indexed_before >= 3,
+        "the lookups used the primary key: {}",
+        indexed - indexed_before
+    );
+}
