@@ -620,7 +620,12 @@ async fn with_items(db: impl PgExecutor<'_>, records: Vec<OrderRecord>) -> Resul
         .iter()
         .map(|record| record.organization_id)
         .collect();
-    let mut items = repo::order_items(db, &ids, &organization_ids).await?;
+    let items = repo::order_items(db, &ids, &organization_ids).await?;
+    join_items(records, items)
+}
+
+/// Polar's `Order` of each record, with its lines among `items`.
+fn join_items(records: Vec<OrderRecord>, mut items: Vec<OrderItemRecord>) -> Result<Vec<Order>> {
     records
         .into_iter()
         .map(|record| {
@@ -659,13 +664,25 @@ pub struct RefundStateChange {
 /// webhooks of changes written later, in one statement).
 pub async fn orders_as_changed(
     conn: &mut sqlx::PgConnection,
+    beside: Option<&mut sqlx::PgConnection>,
     changes: &[RefundStateChange],
 ) -> Result<HashMap<Uuid, Order>> {
     let (order_ids, organization_ids): (Vec<Uuid>, Vec<Uuid>) = changes
         .iter()
         .map(|change| (change.order_id, change.organization_id))
         .unzip();
-    let mut records = repo::find_orders_of(&mut *conn, &order_ids, &organization_ids).await?;
+    let records = repo::find_orders_of(&mut *conn, &order_ids, &organization_ids);
+    // With a second connection the lines are read in the same round trip's time.
+    let (mut records, items) = match beside {
+        Some(beside) => tokio::try_join!(
+            records,
+            repo::order_items(beside, &order_ids, &organization_ids)
+        )?,
+        None => (
+            records.await?,
+            repo::order_items(&mut *conn, &order_ids, &organization_ids).await?,
+        ),
+    };
     for record in &mut records {
         if let Some(change) = changes.iter().find(|change| change.order_id == record.id) {
             record.status = change.status;
@@ -676,7 +693,7 @@ pub async fn orders_as_changed(
             record.modified_at = Some(change.modified_at);
         }
     }
-    let orders = with_items(&mut *conn, records).await?;
+    let orders = join_items(records, items)?;
     Ok(orders.into_iter().map(|order| (order.id, order)).collect())
 }
 

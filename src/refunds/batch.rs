@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
+use sqlx::pool::PoolConnection;
 use tokio::sync::{Semaphore, oneshot};
 use uuid::Uuid;
 
@@ -249,18 +250,22 @@ async fn write(
                 .map(move |org| (order_id, *org))
         })
         .unzip();
-    let read = match orders_repo::read_for_refunds(
-        &mut *conn,
-        &order_ids,
-        &organization_ids,
-        &CREATE_EVENTS,
-    )
-    .await
+    let read =
+        orders_repo::read_for_refunds(&mut *conn, &order_ids, &organization_ids, &CREATE_EVENTS);
+    // The keys are read beside the orders, on another connection when one is free.
+    let (read, keys_used) = match beside(state, batch.iter().any(|waiting| waiting.keyed.is_some()))
     {
-        Ok(read) => read,
+        Some(mut other) => tokio::join!(read, keys_used_before(&mut other, &batch)),
+        None => (read.await, keys_used_before(&mut *conn, &batch).await),
+    };
+    let both = read
+        .map_err(Error::from)
+        .and_then(|read| Ok((read, keys_used?)));
+    let (read, keys_used) = match both {
+        Ok(both) => both,
         Err(error) => {
             batch.into_iter().for_each(Waiting::decline);
-            return Err(error.into());
+            return Err(error);
         }
     };
     let mut orders: HashMap<Uuid, LockedOrder> = HashMap::with_capacity(read.len());
@@ -271,13 +276,6 @@ async fn write(
         }
         orders.insert(order.id, order);
     }
-    let keys_used = match keys_used_before(&mut *conn, &batch).await {
-        Ok(used) => used,
-        Err(error) => {
-            batch.into_iter().for_each(Waiting::decline);
-            return Err(error);
-        }
-    };
 
     let created_at = Utc::now().trunc_subsecs(6);
     for waiting in batch {
@@ -298,7 +296,7 @@ async fn write(
     if planned.is_empty() {
         return Ok(HashSet::new());
     }
-    let shown_orders = orders_with_events(&mut *conn, planned, &subscribed, created_at).await?;
+    let shown_orders = orders_with_events(state, conn, planned, &subscribed, created_at).await?;
     // A create whose request has ended (the client hung up, or the request timed out and
     // was answered 503 while the database was slow to answer) is not made: as with a
     // transaction abandoned by its request, nothing happens for it.
@@ -383,6 +381,13 @@ async fn keys_used_before(
     Ok(used.into_iter().collect())
 }
 
+/// A second connection for a read that can run beside the batch's own, if `wanted` and the
+/// pool has one idle: the batch never waits for one (with a pool of one it would wait for
+/// its own), it reads on its own connection after the other read instead.
+fn beside(state: &AppState, wanted: bool) -> Option<PoolConnection<sqlx::Postgres>> {
+    wanted.then(|| state.pool.try_acquire()).flatten()
+}
+
 /// The kinds of events a create can send that an organization's endpoints are subscribed to.
 struct Subscribed {
     refund: bool,
@@ -401,6 +406,7 @@ impl Subscribed {
 /// Polar's `Order` of every planned refund whose organization has an endpoint subscribed to
 /// order events, as the refund leaves it.
 async fn orders_with_events(
+    state: &AppState,
     conn: &mut PgConnection,
     planned: &[Planned],
     subscribed: &HashMap<Uuid, Subscribed>,
@@ -424,7 +430,8 @@ async fn orders_with_events(
     if changes.is_empty() {
         return Ok(HashMap::new());
     }
-    orders::service::orders_as_changed(conn, &changes).await
+    let mut other = beside(state, true);
+    orders::service::orders_as_changed(conn, other.as_deref_mut(), &changes).await
 }
 
 /// The events a planned refund sends, as the one-by-one create writes them: the refund's
