@@ -306,6 +306,7 @@ async fn write(
     }
     let mut rows = Vec::with_capacity(planned.len());
     let mut tails = Vec::new();
+    let mut answers: Vec<&[u8]> = Vec::new();
     for ready in planned.iter() {
         let refund = &ready.refund;
         let order = shown_orders.get(&refund.order_id);
@@ -345,7 +346,10 @@ async fn write(
                 route: &request.route,
                 fingerprint: hex::encode(request.fingerprint),
                 status: answer.status,
-                body: hex::encode(&answer.body),
+                body: {
+                    answers.push(&answer.body);
+                    answers.len()
+                },
             }),
         });
     }
@@ -357,6 +361,7 @@ async fn write(
         key_lifetime,
         &rows,
         &tails,
+        &answers,
     )
     .await?;
     Ok(created.into_iter().collect())

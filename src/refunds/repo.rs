@@ -117,8 +117,8 @@ pub struct BatchedKey<'a> {
     /// Hexadecimal.
     pub fingerprint: String,
     pub status: u16,
-    /// Hexadecimal: the answer's bytes as they are.
-    pub body: String,
+    /// The batch's answer at this index (from 1).
+    pub body: usize,
 }
 
 /// An event of a batched refund: its payload is `head`, the endpoint's `api_version` as a
@@ -148,8 +148,9 @@ pub struct OrderRefundState {
 /// still has the refund state it was read with, is not blocked (nor is its organization),
 /// has no open dispute and still has the succeeded payment, and while its organization has
 /// no webhook endpoint subscribed to an event the batch did not build for it (its
-/// `refund.created`, or its order events). The tails of the events' payloads come apart from
-/// the refunds' JSON, as `tails`, so that PostgreSQL does not parse them as JSON inside it.
+/// `refund.created`, or its order events). The tails of the events' payloads and the keys'
+/// answers come apart from the refunds' JSON, as `tails` and `answers`, so that PostgreSQL
+/// does not parse them as JSON inside it.
 /// Such a refund moves its order's counters and status, keeps its idempotency key with its
 /// answer for `key_lifetime`, and writes its events for every subscribed endpoint, all at
 /// `created_at`. A key that another request still holds skips its refund (the key's
@@ -163,6 +164,7 @@ pub async fn insert_batch(
     key_lifetime: std::time::Duration,
     refunds: &[BatchedRefund<'_>],
     tails: &[String],
+    answers: &[&[u8]],
 ) -> Result<Vec<Uuid>> {
     let refunds = serde_json::to_string(refunds)
         .map_err(|error| Error::Corrupt(format!("refund batch as JSON: {error}")))?;
@@ -255,7 +257,7 @@ pub async fn insert_batch(
                                           response_status, response_body, expires_at)
             SELECT r.key->>'scope', r.key->>'key', r.key->>'method', r.key->>'route',
                    decode(r.key->>'fingerprint', 'hex'), r.id,
-                   (r.key->>'status')::smallint, decode(r.key->>'body', 'hex'),
+                   (r.key->>'status')::smallint, ($7::bytea[])[(r.key->>'body')::int],
                    $2 + $5 * interval '1 millisecond'
             FROM request r JOIN moved m ON m.id = r.id
             -- A key taken and committed meanwhile is a unique violation: the statement
@@ -275,6 +277,7 @@ pub async fn insert_batch(
         crate::webhooks::delivery::WAKE_CHANNEL,
         key_lifetime.as_millis() as f64,
         tails,
+        answers as &[&[u8]],
     )
     .fetch_all(conn)
     .await?)

@@ -1137,6 +1137,7 @@ async fn a_batched_refund_without_its_event_is_not_made_once_an_endpoint_wants_i
             lifetime,
             &batch,
             &[],
+            &[],
         )
         .await
         .unwrap();
@@ -1253,6 +1254,7 @@ async fn each_batched_event_carries_the_data_of_its_own_refund(pool: PgPool) {
         Duration::from_secs(60),
         &batch,
         &tails,
+        &[],
     )
     .await
     .unwrap();
