@@ -23,7 +23,7 @@ pub async fn claim(conn: &mut PgConnection, request: &KeyedRequest) -> Result<Cl
                   k.response_status, k.response_body,
                   k.expires_at <= now() AND k.response_status IS NOT NULL AS expired
            FROM (SELECT) AS one
-           LEFT JOIN stored_idempotency_key($1, $2) k ON true"#,
+           LEFT JOIN stored_idempotency_keys(ARRAY[$1], ARRAY[$2]) k ON true"#,
         request.scope,
         request.key,
     )
@@ -68,19 +68,10 @@ pub async fn existing_keys(
     scopes: &[String],
     keys: &[String],
 ) -> sqlx::Result<Vec<(String, String)>> {
-    // The keys go as one JSON document, not two arrays: PostgreSQL estimates an array
-    // parameter at ten elements in the plan it caches and at its length in one made for the
-    // call, so for a batch's few keys it planned every call afresh.
-    let wanted: Vec<_> = scopes
-        .iter()
-        .zip(keys)
-        .map(|(scope, key)| serde_json::json!({"scope": scope, "key": key}))
-        .collect();
     let rows = sqlx::query!(
-        r#"SELECT k.scope AS "scope!", k.key AS "key!"
-           FROM jsonb_to_recordset($1) AS wanted (scope text, key text)
-           CROSS JOIN LATERAL stored_idempotency_key(wanted.scope, wanted.key) k"#,
-        serde_json::Value::Array(wanted),
+        r#"SELECT scope AS "scope!", key AS "key!" FROM stored_idempotency_keys($1, $2)"#,
+        scopes,
+        keys,
     )
     .fetch_all(conn)
     .await?;
