@@ -661,7 +661,8 @@ pub struct RefundStateChange {
 }
 
 /// Orders as Polar shows them, each as its change will leave it (the `data` of the order
-/// webhooks of changes written later, in one statement).
+/// webhooks of changes written later, in one statement). Their lines are read on `beside`
+/// at the same time, when it is given, or on `conn` after them.
 pub async fn orders_as_changed(
     conn: &mut sqlx::PgConnection,
     beside: Option<&mut sqlx::PgConnection>,

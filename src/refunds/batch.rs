@@ -253,11 +253,11 @@ async fn write(
     let read =
         orders_repo::read_for_refunds(&mut *conn, &order_ids, &organization_ids, &CREATE_EVENTS);
     // The keys are read beside the orders, on another connection when one is free.
-    let (read, keys_used) = match beside(state, batch.iter().any(|waiting| waiting.keyed.is_some()))
-    {
-        Some(mut other) => tokio::join!(read, keys_used_before(&mut other, &batch)),
-        None => (read.await, keys_used_before(&mut *conn, &batch).await),
-    };
+    let (read, keys_used) =
+        match second_connection(state, batch.iter().any(|waiting| waiting.keyed.is_some())) {
+            Some(mut other) => tokio::join!(read, keys_used_before(&mut other, &batch)),
+            None => (read.await, keys_used_before(&mut *conn, &batch).await),
+        };
     let both = read
         .map_err(Error::from)
         .and_then(|read| Ok((read, keys_used?)));
@@ -389,7 +389,7 @@ async fn keys_used_before(
 /// A second connection for a read that can run beside the batch's own, if `wanted` and the
 /// pool has one idle: the batch never waits for one (with a pool of one it would wait for
 /// its own), it reads on its own connection after the other read instead.
-fn beside(state: &AppState, wanted: bool) -> Option<PoolConnection<sqlx::Postgres>> {
+fn second_connection(state: &AppState, wanted: bool) -> Option<PoolConnection<sqlx::Postgres>> {
     wanted.then(|| state.pool.try_acquire()).flatten()
 }
 
@@ -435,7 +435,7 @@ async fn orders_with_events(
     if changes.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut other = beside(state, true);
+    let mut other = second_connection(state, true);
     orders::service::orders_as_changed(conn, other.as_deref_mut(), &changes).await
 }
 

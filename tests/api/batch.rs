@@ -296,3 +296,58 @@ async fn a_create_whose_request_ended_is_not_made(pool: PgPool) {
     assert_eq!(app.refund_count(order_id).await, 1);
     assert_eq!(app.order_state(order_id).await.refunded_amount, 100);
 }
+
+/// On a pool of one connection, a batch that reads keys and Polar's `Order` for order events
+/// reads them on its own connection, one read after the other: it does not wait for a second
+/// connection, which would be its own.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_batch_on_a_pool_of_one_reads_everything_on_its_own_connection(pool: PgPool) {
+    let single = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let mut state = AppState::new(single);
+    state.webhook_allow_private_urls = true;
+    let app = spawn_app_with(state).await;
+    let org = app.organization("One connection").await;
+    let token = app
+        .org_token(org.id, &["refunds:read", "refunds:write", "webhooks:write"])
+        .await;
+    let events = ["refund.created", "order.updated", "order.refunded"];
+    let endpoint = app
+        .request(
+            reqwest::Method::POST,
+            "/v1/webhooks/endpoints",
+            Some(&token),
+            Some(json!({"url": "http://127.0.0.1:9/hook", "format": "raw", "events": events})),
+        )
+        .await;
+    assert_eq!(endpoint.status, StatusCode::CREATED, "{}", endpoint.text);
+    let order_id = app.order(org.id, 1000, 0).await;
+
+    let response = app
+        .client
+        .post(format!("{}/v1/refunds/", app.address))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "one-connection")
+        .json(&json!({"order_id": order_id, "reason": "other", "amount": 100}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.metric("refunds_batched_total", r#"outcome="created""#)
+            .await,
+        1.0,
+        "made in a batch, not one by one after the batch gave up"
+    );
+    let written: Vec<String> = sqlx::query_scalar("SELECT type FROM webhook_events ORDER BY seq")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(written, events);
+    // The test's database is dropped once no connection is left on it.
+    app.pool.close().await;
+}
