@@ -1058,6 +1058,66 @@ async fn event_payloads_are_compressed_with_lz4(pool: PgPool) {
     assert_eq!(compression, "l");
 }
 
+/// A delivered event's new row version is written on the page of the old one: the outbox
+/// keeps room on each page, where PostgreSQL logs only the bytes that changed instead of the
+/// whole row with its payload, as it does for a version written on another page.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_delivered_event_is_rewritten_on_its_own_page(pool: PgPool) {
+    let mut state = AppState::new(pool.clone());
+    state.webhook_allow_private_urls = true;
+    // No delivery worker yet: the events are read where they were first written.
+    let app = spawn_app_with(state).await;
+    let receiver = Receiver::start(vec![]).await;
+    let org = app.organization("Same page").await;
+    let token = webhook_token(&app, org.id).await;
+    create_endpoint(&app, &token, &receiver.url, &REFUND_EVENTS).await;
+    for _ in 0..10 {
+        app.refund(&token, app.order(org.id, 1000, 250).await, 400)
+            .await;
+    }
+    let pages =
+        "SELECT id, (ctid::text::point)[0]::bigint AS page FROM webhook_events ORDER BY seq";
+    let written: Vec<(Uuid, i64)> = sqlx::query_as(pages).fetch_all(&pool).await.unwrap();
+    assert_eq!(written.len(), 30);
+    assert!(
+        written.last().unwrap().1 > 2,
+        "the events fill several pages: {written:?}"
+    );
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(run_delivery(
+        pool.clone(),
+        DeliverySettings {
+            allow_private_urls: true,
+            ..DeliverySettings::default()
+        },
+        stopped,
+    ));
+    receiver.wait_for(30).await;
+    for _ in 0..200 {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM webhook_events WHERE state = 'pending'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    stop.send(true).unwrap();
+    let delivered: Vec<(Uuid, i64)> = sqlx::query_as(pages).fetch_all(&pool).await.unwrap();
+    let states: Vec<String> = sqlx::query_scalar("SELECT state FROM webhook_events")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(
+        states.iter().all(|state| state == "succeeded"),
+        "{states:?}"
+    );
+    assert_eq!(delivered, written);
+}
+
 /// The batch's statement makes a refund only while what the batch read of its
 /// organization's endpoints holds: a refund written without its `refund.created` event,
 /// because no endpoint wanted it, is not made once an endpoint subscribed to that event
