@@ -78,3 +78,38 @@ impl Backends {
         ticks_to_duration(ticks)
     }
 }
+
+/// The machine's CPU time so far in clock ticks, from the first line of /proc/stat: busy
+/// (user, nice, system, irq, softirq) and idle (idle, iowait). Time the hypervisor stole is
+/// neither: a share of busy time is of the time the machine had.
+#[derive(Clone, Copy, Default)]
+pub struct Machine {
+    busy: u64,
+    idle: u64,
+}
+
+impl Machine {
+    pub fn sample() -> Machine {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .map(|field| field.parse().unwrap_or(0))
+            .collect();
+        let at = |index: usize| ticks.get(index).copied().unwrap_or(0);
+        Machine {
+            busy: at(0) + at(1) + at(2) + at(5) + at(6),
+            idle: at(3) + at(4),
+        }
+    }
+
+    /// The share of the machine's CPU time that was busy between `earlier` and this sample.
+    pub fn busy_since(&self, earlier: &Machine) -> f64 {
+        let busy = self.busy.saturating_sub(earlier.busy) as f64;
+        let idle = self.idle.saturating_sub(earlier.idle) as f64;
+        busy / (busy + idle)
+    }
+}

@@ -650,37 +650,45 @@ async fn measure_create(
     keyed: bool,
     label: &str,
 ) -> Result<(CreateFigures, u64)> {
-    // Server and PostgreSQL CPU over the measured window only.
+    // Server, PostgreSQL and machine CPU over the measured window only.
     let cpu_sampler = async {
         tokio::time::sleep(settings.warmup).await;
         let before = (
             server.cpu_time(),
             cpu::Backends::sample(&resources.database),
+            cpu::Machine::sample(),
         );
         tokio::time::sleep(settings.window).await;
         let backends = cpu::Backends::sample(&resources.database).since(&before.1);
-        Ok::<_, anyhow::Error>((server.cpu_time()?.saturating_sub(before.0?), backends))
+        let machine_busy = cpu::Machine::sample().busy_since(&before.2);
+        Ok::<_, anyhow::Error>((
+            server.cpu_time()?.saturating_sub(before.0?),
+            backends,
+            machine_busy,
+        ))
     };
     let (result, cpu) = tokio::join!(
         create_load(settings, fixture, server, clients, keyed, None),
         cpu_sampler
     );
-    let (result, (cpu, pg_cpu)) = (result?, cpu?);
+    let (result, (cpu, pg_cpu, machine_busy)) = (result?, cpu?);
     let create = CreateFigures {
         throughput: result.throughput(),
         latency: Latency::of(&result.latencies),
         requests: result.completed,
         cpu_us_per_request: cpu.as_secs_f64() * 1e6 / result.completed.max(1) as f64,
         pg_cpu_us_per_request: pg_cpu.as_secs_f64() * 1e6 / result.completed.max(1) as f64,
+        machine_busy,
     };
     eprintln!(
-        "  create, {clients} clients{}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} requests, {} errors",
+        "  create, {clients} clients{}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} requests, {} errors, machine {:.0} % busy",
         label,
         create.throughput,
         create.latency.p50_ms,
         create.latency.p99_ms,
         create.requests,
-        result.errors
+        result.errors,
+        create.machine_busy * 100.0
     );
     if result.errors > 0 {
         for sample in &result.error_samples {
@@ -767,6 +775,8 @@ struct CreateFigures {
     requests: u64,
     cpu_us_per_request: f64,
     pg_cpu_us_per_request: f64,
+    /// The share of the machine's CPU time (stolen time aside) that was busy.
+    machine_busy: f64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -857,6 +867,34 @@ async fn one_run(
         figures.start_ms,
         starts.len()
     );
+
+    // The limits, on the same database, with no server running. The machine's speed drifts
+    // by half within minutes, so the minimal transaction at the first client count is
+    // measured last, just before the first create phase it is held against.
+    let counts = &settings.client_counts;
+    figures.limits = vec![LimitFigures::default(); 2 * counts.len()];
+    let order = (0..counts.len())
+        .map(|index| (LimitKind::ServerSql, index))
+        .chain(
+            (0..counts.len())
+                .rev()
+                .map(|index| (LimitKind::Minimal, index)),
+        );
+    for (kind, index) in order {
+        let slot = match kind {
+            LimitKind::ServerSql => index,
+            LimitKind::Minimal => counts.len() + index,
+        };
+        figures.limits[slot] = measure_limit(
+            settings,
+            resources,
+            fixture,
+            kind,
+            counts[index] as u32,
+            run,
+        )
+        .await?;
+    }
 
     let (server, _) = Server::start(server_config).await?;
     let keyed_clients = settings.client_counts[0];
@@ -1012,15 +1050,6 @@ async fn one_run(
     figures.list_written_under_load = written;
 
     stop_checked(server).await?;
-
-    // The limits, on the same database, with no server running.
-    for kind in [LimitKind::ServerSql, LimitKind::Minimal] {
-        for connections in settings.client_counts.iter() {
-            figures.limits.push(
-                measure_limit(settings, resources, fixture, kind, *connections as u32, run).await?,
-            );
-        }
-    }
 
     // The most clients again, on a server whose pool has a connection for each.
     let large_pool = ServerConfig {
@@ -1251,6 +1280,8 @@ struct LimitFigures {
     transactions: u64,
     /// PostgreSQL CPU per transaction, µs.
     pg_cpu_us: f64,
+    /// The share of the machine's CPU time (stolen time aside) that was busy.
+    machine_busy: f64,
 }
 
 /// pgbench running one limit's script on `connections` connections: a warm-up, then the
@@ -1315,20 +1346,25 @@ async fn measure_limit(
         Ok(query.fetch_one(database).await?)
     };
     let refunds_before = count(&mut database).await?;
-    // PostgreSQL CPU over the middle half of the run (pgbench's backends end with it).
+    // PostgreSQL and machine CPU over the middle half of the run (pgbench's backends end
+    // with it).
     let pg_sampler = async {
         let quarter = settings.window / 4;
         tokio::time::sleep(quarter.max(Duration::from_millis(500))).await;
-        let before = cpu::Backends::sample(&resources.database);
+        let before = (
+            cpu::Backends::sample(&resources.database),
+            cpu::Machine::sample(),
+        );
         let started = Instant::now();
         tokio::time::sleep(settings.window / 2).await;
         (
-            cpu::Backends::sample(&resources.database).since(&before),
+            cpu::Backends::sample(&resources.database).since(&before.0),
+            cpu::Machine::sample().busy_since(&before.1),
             started.elapsed(),
         )
     };
     wait_for_connections(resources, connections).await?;
-    let (limit, (pg_cpu, sampled)) = tokio::join!(pgbench::run(&params), pg_sampler);
+    let (limit, (pg_cpu, machine_busy, sampled)) = tokio::join!(pgbench::run(&params), pg_sampler);
     let limit = limit.with_context(|| format!("pgbench, {}", kind.label()))?;
     if limit.failed > 0 {
         bail!(
@@ -1352,15 +1388,17 @@ async fn measure_limit(
         latency: Latency::of(&limit.latencies),
         transactions: limit.transactions,
         pg_cpu_us: pg_cpu.as_secs_f64() * 1e6 / (limit.tps * sampled.as_secs_f64()).max(1.0),
+        machine_busy,
     };
     eprintln!(
         "  pgbench, {}, {connections} connections: {:.0} tps, p50 {:.2} ms, p99 {:.2} ms, \
-         {} transactions",
+         {} transactions, machine {:.0} % busy",
         kind.label(),
         figures.tps,
         figures.latency.p50_ms,
         figures.latency.p99_ms,
-        figures.transactions
+        figures.transactions,
+        figures.machine_busy * 100.0
     );
     Ok(figures)
 }
@@ -1561,8 +1599,9 @@ fn print_report(settings: &Settings, machine: &Machine, load_at_start: &str, run
                 num(m(&|r| r.limits[index].latency.p50_ms), 2),
                 num(m(&|r| r.limits[index].latency.p99_ms), 2),
                 &format!(
-                    "PostgreSQL CPU {:.0} µs/tx",
-                    m(&|r| r.limits[index].pg_cpu_us)
+                    "PostgreSQL CPU {:.0} µs/tx; machine {:.0} % busy",
+                    m(&|r| r.limits[index].pg_cpu_us),
+                    m(&|r| r.limits[index].machine_busy * 100.0)
                 ),
                 None,
             );
@@ -1603,9 +1642,10 @@ fn print_report(settings: &Settings, machine: &Machine, load_at_start: &str, run
             num(m(&|r| figures(r).latency.p50_ms), 2),
             num(m(&|r| figures(r).latency.p99_ms), 2),
             &format!(
-                "CPU µs/req: server {:.0}, PG {:.0}",
+                "CPU µs/req: server {:.0}, PG {:.0}; machine {:.0} % busy",
                 m(&|r| figures(r).cpu_us_per_request),
-                m(&|r| figures(r).pg_cpu_us_per_request)
+                m(&|r| figures(r).pg_cpu_us_per_request),
+                m(&|r| figures(r).machine_busy * 100.0)
             ),
             None,
         );
