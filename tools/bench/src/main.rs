@@ -881,11 +881,7 @@ async fn one_run(
                 .map(|index| (LimitKind::Minimal, index)),
         );
     for (kind, index) in order {
-        let slot = match kind {
-            LimitKind::ServerSql => index,
-            LimitKind::Minimal => counts.len() + index,
-        };
-        figures.limits[slot] = measure_limit(
+        figures.limits[kind.slot(index, counts.len())] = measure_limit(
             settings,
             resources,
             fixture,
@@ -1265,6 +1261,15 @@ enum LimitKind {
 }
 
 impl LimitKind {
+    /// Where a run keeps this limit's figures at the `count_index`-th client count: the
+    /// server's SQL at every count, then the minimal transaction at every count.
+    fn slot(self, count_index: usize, counts: usize) -> usize {
+        match self {
+            LimitKind::ServerSql => count_index,
+            LimitKind::Minimal => counts + count_index,
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             LimitKind::ServerSql => "server's SQL",
@@ -1522,9 +1527,8 @@ fn print_report(settings: &Settings, machine: &Machine, load_at_start: &str, run
     let kinds = [LimitKind::ServerSql, LimitKind::Minimal];
     let counts = &settings.client_counts;
     let limit_index = |kind: LimitKind, connections: usize| {
-        let kind_index = kinds.iter().position(|k| *k == kind).unwrap_or(0);
         let count_index = counts.iter().position(|c| *c == connections).unwrap_or(0);
-        kind_index * counts.len() + count_index
+        kind.slot(count_index, counts.len())
     };
     let smallest = counts[0];
     let largest = counts.iter().copied().max().unwrap_or(smallest);
