@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -37,6 +37,12 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// How many creates each batch of creates took.
+pub const BATCH_CREATES: &str = "refunds_batch_creates";
+
+/// Creates per batch; up to the most a batch takes.
+const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+
 /// The process-wide Prometheus recorder. The first call installs it and starts its upkeep,
 /// which keeps histogram samples from piling up between scrapes.
 pub fn metrics() -> PrometheusHandle {
@@ -45,6 +51,12 @@ pub fn metrics() -> PrometheusHandle {
         .get_or_init(|| {
             let handle = PrometheusBuilder::new()
                 .set_buckets(LATENCY_BUCKETS)
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Full(BATCH_CREATES.into()),
+                        BATCH_SIZE_BUCKETS,
+                    )
+                })
                 .expect("buckets are not empty")
                 .install_recorder()
                 .expect("the only metrics recorder of the process");

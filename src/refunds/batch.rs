@@ -21,6 +21,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
@@ -41,6 +42,7 @@ use crate::orders::{
     service::RefundStateChange,
 };
 use crate::state::AppState;
+use crate::telemetry;
 use crate::webhooks::{
     emit::{self, OrderState, RefundChange},
     model::{ORDER_REFUNDED, ORDER_UPDATED, REFUND_CREATED},
@@ -53,6 +55,10 @@ const SLOTS: usize = 2;
 const MAX_BATCH: usize = 64;
 /// The events a create can send.
 const CREATE_EVENTS: [&str; 3] = [REFUND_CREATED, ORDER_UPDATED, ORDER_REFUNDED];
+/// Where a batch's time goes, by `stage`: `wait`, each create's from its queueing to the
+/// start of its batch; `read`, the batch's read of its orders (and keys); `write`, its
+/// statement, commit included.
+pub const BATCH_STAGE_SECONDS: &str = "refunds_batch_stage_duration_seconds";
 
 /// What became of a create handed to the batcher.
 pub enum Batched {
@@ -67,6 +73,7 @@ pub struct CreateBatcher {
 }
 
 struct Waiting {
+    queued_at: Instant,
     refund_id: Uuid,
     organization_ids: Vec<Uuid>,
     input: RefundCreate,
@@ -104,6 +111,7 @@ impl CreateBatcher {
     ) -> Result<Batched> {
         let (answer, mut answered) = oneshot::channel();
         self.lock_waiting().push(Waiting {
+            queued_at: Instant::now(),
             refund_id,
             organization_ids: organization_ids.to_vec(),
             input,
@@ -161,6 +169,12 @@ struct Planned {
 }
 
 async fn run(state: &AppState, batch: Vec<Waiting>) {
+    let started = Instant::now();
+    metrics::histogram!(telemetry::BATCH_CREATES).record(batch.len() as f64);
+    for waiting in &batch {
+        metrics::histogram!(BATCH_STAGE_SECONDS, "stage" => "wait")
+            .record(started.duration_since(waiting.queued_at).as_secs_f64());
+    }
     // Two creates of one order would both be checked against the same counters: all but
     // the first go one by one.
     let mut orders_seen = HashSet::new();
@@ -250,6 +264,7 @@ async fn write(
                 .map(move |org| (order_id, *org))
         })
         .unzip();
+    let read_started = Instant::now();
     let read =
         orders_repo::read_for_refunds(&mut *conn, &order_ids, &organization_ids, &CREATE_EVENTS);
     // The keys are read beside the orders, on another connection when one is free.
@@ -261,6 +276,7 @@ async fn write(
     let both = read
         .map_err(Error::from)
         .and_then(|read| Ok((read, keys_used?)));
+    record_stage("read", read_started);
     let (read, keys_used) = match both {
         Ok(both) => both,
         Err(error) => {
@@ -354,6 +370,7 @@ async fn write(
         });
     }
     let key_lifetime = state.idempotency_key_lifetime;
+    let write_started = Instant::now();
     let created = repo::insert_batch(
         conn,
         state.processor.name(),
@@ -363,8 +380,9 @@ async fn write(
         &tails,
         &answers,
     )
-    .await?;
-    Ok(created.into_iter().collect())
+    .await;
+    record_stage("write", write_started);
+    Ok(created?.into_iter().collect())
 }
 
 /// The keys of the batch's creates that were used before: their creates go one by one, which
@@ -549,6 +567,11 @@ async fn plan(
             amounts,
         },
     })
+}
+
+fn record_stage(stage: &'static str, started: Instant) {
+    metrics::histogram!(BATCH_STAGE_SECONDS, "stage" => stage)
+        .record(started.elapsed().as_secs_f64());
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String> {

@@ -213,6 +213,50 @@ async fn a_batched_refund_answers_what_was_stored(pool: PgPool) {
     );
 }
 
+/// Every batch records how many creates it took and how long its stages took: each
+/// create's wait for its batch, and the batch's read of its orders and its write.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_batch_records_its_size_and_the_time_of_its_stages(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let org = app.organization("Timed").await;
+    let mut orders = Vec::new();
+    for _ in 0..20 {
+        orders.push(app.order(org.id, 1000, 0).await);
+    }
+    let creates = orders.iter().map(|order_id| {
+        app.create_refund(
+            &org.write_token,
+            json!({"order_id": order_id, "reason": "other", "amount": 100}),
+        )
+    });
+    for response in join_all(creates).await {
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.text);
+    }
+
+    let batched = app
+        .metric("refunds_batched_total", r#"outcome="created""#)
+        .await;
+    assert_eq!(batched, 20.0);
+    assert_eq!(app.metric("refunds_batch_creates_sum", "").await, 20.0);
+    let batches = app.metric("refunds_batch_creates_count", "").await;
+    assert!((1.0..=20.0).contains(&batches), "{batches} batches");
+    let stage = |stage: &'static str, part: &'static str| {
+        let app = &app;
+        async move {
+            app.metric(
+                &format!("refunds_batch_stage_duration_seconds_{part}"),
+                &format!("stage=\"{stage}\""),
+            )
+            .await
+        }
+    };
+    assert_eq!(stage("wait", "count").await, 20.0);
+    for per_batch in ["read", "write"] {
+        assert_eq!(stage(per_batch, "count").await, batches, "{per_batch}");
+        assert!(stage(per_batch, "sum").await > 0.0, "{per_batch}");
+    }
+}
+
 /// An order held by another transaction is left to its own create: the creates of other
 /// orders, batched meanwhile, go through while it waits.
 #[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
