@@ -9,6 +9,7 @@
 //! medians of the runs against the targets. The database, the server processes and pgbench
 //! are removed or stopped at the end, also on failure and on Ctrl-C.
 
+mod batches;
 mod cpu;
 mod http;
 mod list;
@@ -657,21 +658,24 @@ async fn measure_create(
             server.cpu_time(),
             cpu::Backends::sample(&resources.database),
             cpu::Machine::sample(),
+            batches::Totals::read(server.addr).await?,
         );
         tokio::time::sleep(settings.window).await;
         let backends = cpu::Backends::sample(&resources.database).since(&before.1);
         let machine_busy = cpu::Machine::sample().busy_since(&before.2);
+        let batches = batches::Totals::read(server.addr).await?.since(&before.3);
         Ok::<_, anyhow::Error>((
             server.cpu_time()?.saturating_sub(before.0?),
             backends,
             machine_busy,
+            batches,
         ))
     };
     let (result, cpu) = tokio::join!(
         create_load(settings, fixture, server, clients, keyed, None),
         cpu_sampler
     );
-    let (result, (cpu, pg_cpu, machine_busy)) = (result?, cpu?);
+    let (result, (cpu, pg_cpu, machine_busy, batches)) = (result?, cpu?);
     let create = CreateFigures {
         throughput: result.throughput(),
         latency: Latency::of(&result.latencies),
@@ -689,6 +693,10 @@ async fn measure_create(
         create.requests,
         result.errors,
         create.machine_busy * 100.0
+    );
+    eprintln!(
+        "    batches of {:.1} creates: a create waits {:.2} ms for its batch; a batch reads for {:.2} ms, writes for {:.2} ms",
+        batches.creates_per_batch, batches.wait_ms, batches.read_ms, batches.write_ms
     );
     if result.errors > 0 {
         for sample in &result.error_samples {
