@@ -672,30 +672,64 @@ pub async fn orders_as_changed(
         .iter()
         .map(|change| (change.order_id, change.organization_id))
         .unzip();
-    let records = repo::find_orders_of(&mut *conn, &order_ids, &organization_ids);
-    // With a second connection the lines are read in the same round trip's time.
-    let (mut records, items) = match beside {
+    read_orders(conn, beside, &order_ids, &organization_ids)
+        .await?
+        .as_changed(changes)
+}
+
+/// Orders read as they are, to be shown as changes will leave them.
+pub struct OrdersRead {
+    records: Vec<OrderRecord>,
+    items: Vec<OrderItemRecord>,
+}
+
+impl OrdersRead {
+    /// Whether every order `changes` name was read.
+    pub fn covers(&self, changes: &[RefundStateChange]) -> bool {
+        changes.iter().all(|change| {
+            self.records
+                .iter()
+                .any(|record| record.id == change.order_id)
+        })
+    }
+
+    /// Polar's `Order` of each order read, as its change in `changes` (if any) leaves it.
+    pub fn as_changed(mut self, changes: &[RefundStateChange]) -> Result<HashMap<Uuid, Order>> {
+        for record in &mut self.records {
+            if let Some(change) = changes.iter().find(|change| change.order_id == record.id) {
+                record.status = change.status;
+                record.refunded_amount = change.amounts.refunded_amount;
+                record.refunded_tax_amount = change.amounts.refunded_tax_amount;
+                record.pending_amount = change.amounts.pending_amount;
+                record.pending_tax_amount = change.amounts.pending_tax_amount;
+                record.modified_at = Some(change.modified_at);
+            }
+        }
+        let orders = join_items(self.records, self.items)?;
+        Ok(orders.into_iter().map(|order| (order.id, order)).collect())
+    }
+}
+
+/// The orders of `(order_ids[i], organization_ids[i])` pairs with their lines, the lines
+/// read on `beside` at the same time when it is given, or on `conn` after the orders.
+pub async fn read_orders(
+    conn: &mut sqlx::PgConnection,
+    beside: Option<&mut sqlx::PgConnection>,
+    order_ids: &[Uuid],
+    organization_ids: &[Uuid],
+) -> Result<OrdersRead> {
+    let records = repo::find_orders_of(&mut *conn, order_ids, organization_ids);
+    let (records, items) = match beside {
         Some(beside) => tokio::try_join!(
             records,
-            repo::order_items(beside, &order_ids, &organization_ids)
+            repo::order_items(beside, order_ids, organization_ids)
         )?,
         None => (
             records.await?,
-            repo::order_items(&mut *conn, &order_ids, &organization_ids).await?,
+            repo::order_items(&mut *conn, order_ids, organization_ids).await?,
         ),
     };
-    for record in &mut records {
-        if let Some(change) = changes.iter().find(|change| change.order_id == record.id) {
-            record.status = change.status;
-            record.refunded_amount = change.amounts.refunded_amount;
-            record.refunded_tax_amount = change.amounts.refunded_tax_amount;
-            record.pending_amount = change.amounts.pending_amount;
-            record.pending_tax_amount = change.amounts.pending_tax_amount;
-            record.modified_at = Some(change.modified_at);
-        }
-    }
-    let orders = join_items(records, items)?;
-    Ok(orders.into_iter().map(|order| (order.id, order)).collect())
+    Ok(OrdersRead { records, items })
 }
 
 /// An order the caller may see, as Polar shows it; 404 for any other.

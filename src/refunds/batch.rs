@@ -39,7 +39,7 @@ use crate::orders::{
     self,
     model::Order,
     repo::{self as orders_repo, LockedOrder},
-    service::RefundStateChange,
+    service::{OrdersRead, RefundStateChange},
 };
 use crate::state::AppState;
 use crate::telemetry;
@@ -56,8 +56,10 @@ const MAX_BATCH: usize = 64;
 /// The events a create can send.
 const CREATE_EVENTS: [&str; 3] = [REFUND_CREATED, ORDER_UPDATED, ORDER_REFUNDED];
 /// Where a batch's time goes, by `stage`: `wait`, each create's from its queueing to the
-/// start of its batch; `read`, the batch's read of its orders (and keys); `write`, its
-/// statement, commit included.
+/// start of its batch; `read`, the batch's read of its orders (with its keys, and the
+/// `Order`s it foresaw it would send in order events); `order`, its read of Polar's `Order`
+/// for order events after that, when it did not foresee them; `write`, its statement, commit
+/// included.
 pub const BATCH_STAGE_SECONDS: &str = "refunds_batch_stage_duration_seconds";
 
 /// What became of a create handed to the batcher.
@@ -70,6 +72,48 @@ pub enum Batched {
 pub struct CreateBatcher {
     waiting: Mutex<Vec<Waiting>>,
     slots: Arc<Semaphore>,
+    foresight: Arc<Foresight>,
+}
+
+/// The organizations whose endpoints wanted order events when their orders were last read
+/// in a batch. A batch reads these organizations' `Order`s beside its read of the orders,
+/// instead of after it once the read has told it which events are wanted. A guess only:
+/// an `Order` read for nothing is dropped, and one the guess missed is read afterwards.
+#[derive(Default)]
+struct Foresight {
+    order_events: Mutex<HashSet<Uuid>>,
+}
+
+impl Foresight {
+    fn wants_order_events(&self, organization_ids: &[Uuid]) -> bool {
+        let known = self.lock();
+        organization_ids.iter().any(|id| known.contains(id))
+    }
+
+    /// Learns which of the organizations of the orders read want order events.
+    fn learn(
+        &self,
+        organizations_read: impl Iterator<Item = Uuid>,
+        subscribed: &HashMap<Uuid, Subscribed>,
+    ) {
+        let mut known = self.lock();
+        for organization_id in organizations_read {
+            match subscribed
+                .get(&organization_id)
+                .is_some_and(|types| types.order)
+            {
+                true => known.insert(organization_id),
+                false => known.remove(&organization_id),
+            };
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
+        // Any set is a valid guess, whatever panicked while holding it.
+        self.order_events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 struct Waiting {
@@ -95,6 +139,7 @@ impl Default for CreateBatcher {
         Self {
             waiting: Mutex::default(),
             slots: Arc::new(Semaphore::new(SLOTS)),
+            foresight: Arc::default(),
         }
     }
 }
@@ -132,8 +177,9 @@ impl CreateBatcher {
                         return answered.await.map_err(|_| lost());
                     }
                     let state = state.clone();
+                    let foresight = Arc::clone(&self.foresight);
                     tokio::spawn(async move {
-                        run(&state, batch).await;
+                        run(&state, &foresight, batch).await;
                         drop(slot);
                     });
                 }
@@ -168,7 +214,7 @@ struct Planned {
     key: Option<(KeyedRequest, StoredAnswer)>,
 }
 
-async fn run(state: &AppState, batch: Vec<Waiting>) {
+async fn run(state: &AppState, foresight: &Foresight, batch: Vec<Waiting>) {
     let started = Instant::now();
     metrics::histogram!(telemetry::BATCH_CREATES).record(batch.len() as f64);
     let waits = metrics::histogram!(BATCH_STAGE_SECONDS, "stage" => "wait");
@@ -192,7 +238,7 @@ async fn run(state: &AppState, batch: Vec<Waiting>) {
         }
     };
     let mut unwritten = Vec::new();
-    let created = match write(state, &mut conn, batch, &mut unwritten).await {
+    let created = match write(state, foresight, &mut conn, batch, &mut unwritten).await {
         Ok(created) => created,
         Err(error) => {
             tracing::warn!(%error, "a batch of refunds failed; creating them one by one");
@@ -250,29 +296,54 @@ async fn committed_anyway(
 /// in `planned` or declined.
 async fn write(
     state: &AppState,
+    foresight: &Foresight,
     conn: &mut PgConnection,
     batch: Vec<Waiting>,
     planned: &mut Vec<Planned>,
 ) -> Result<HashSet<Uuid>> {
-    let (order_ids, organization_ids): (Vec<Uuid>, Vec<Uuid>) = batch
+    let pairs = |waiting: &Waiting| {
+        let order_id = waiting.input.order_id;
+        let organization_ids = waiting.organization_ids.clone();
+        organization_ids.into_iter().map(move |org| (order_id, org))
+    };
+    let (order_ids, organization_ids): (Vec<Uuid>, Vec<Uuid>) =
+        batch.iter().flat_map(pairs).unzip();
+    let (foreseen_order_ids, foreseen_organization_ids): (Vec<Uuid>, Vec<Uuid>) = batch
         .iter()
-        .flat_map(|waiting| {
-            let order_id = waiting.input.order_id;
-            waiting
-                .organization_ids
-                .iter()
-                .map(move |org| (order_id, *org))
-        })
+        .filter(|waiting| foresight.wants_order_events(&waiting.organization_ids))
+        .flat_map(pairs)
         .unzip();
     let read_started = Instant::now();
     let read =
         orders_repo::read_for_refunds(&mut *conn, &order_ids, &organization_ids, &CREATE_EVENTS);
-    // The keys are read beside the orders, on another connection when one is free.
-    let (read, keys_used) =
-        match second_connection(state, batch.iter().any(|waiting| waiting.keyed.is_some())) {
-            Some(mut other) => tokio::join!(read, keys_used_before(&mut other, &batch)),
-            None => (read.await, keys_used_before(&mut *conn, &batch).await),
-        };
+    // The keys and the `Order`s foreseen are read beside the orders, on other connections
+    // when they are free (given back once read); the keys on this one after the orders
+    // otherwise.
+    let (read, keys_beside, foreseen) = {
+        let keyed = batch.iter().any(|waiting| waiting.keyed.is_some());
+        let mut keys_conn = second_connection(state, keyed);
+        let mut orders_conn = second_connection(state, !foreseen_order_ids.is_empty());
+        let mut lines_conn = second_connection(state, orders_conn.is_some());
+        tokio::join!(
+            read,
+            async {
+                let other = keys_conn.as_deref_mut()?;
+                Some(keys_used_before(other, &batch).await)
+            },
+            async {
+                let other = orders_conn.as_deref_mut()?;
+                let beside = lines_conn.as_deref_mut();
+                let orders = &foreseen_order_ids;
+                let organizations = &foreseen_organization_ids;
+                let read = orders::service::read_orders(other, beside, orders, organizations);
+                read.await.ok()
+            },
+        )
+    };
+    let keys_used = match keys_beside {
+        Some(keys_used) => keys_used,
+        None => keys_used_before(&mut *conn, &batch).await,
+    };
     let both = read
         .map_err(Error::from)
         .and_then(|read| Ok((read, keys_used?)));
@@ -292,6 +363,10 @@ async fn write(
         }
         orders.insert(order.id, order);
     }
+    foresight.learn(
+        orders.values().map(|order| order.organization_id),
+        &subscribed,
+    );
 
     let created_at = Utc::now().trunc_subsecs(6);
     for waiting in batch {
@@ -312,7 +387,8 @@ async fn write(
     if planned.is_empty() {
         return Ok(HashSet::new());
     }
-    let shown_orders = orders_with_events(state, conn, planned, &subscribed, created_at).await?;
+    let shown_orders =
+        orders_with_events(state, conn, planned, &subscribed, foreseen, created_at).await?;
     // A create whose request has ended (the client hung up, or the request timed out and
     // was answered 503 while the database was slow to answer) is not made: as with a
     // transaction abandoned by its request, nothing happens for it.
@@ -427,12 +503,14 @@ impl Subscribed {
 }
 
 /// Polar's `Order` of every planned refund whose organization has an endpoint subscribed to
-/// order events, as the refund leaves it.
+/// order events, as the refund leaves it: from the `Order`s `foreseen` when they hold
+/// them all, read now otherwise.
 async fn orders_with_events(
     state: &AppState,
     conn: &mut PgConnection,
     planned: &[Planned],
     subscribed: &HashMap<Uuid, Subscribed>,
+    foreseen: Option<OrdersRead>,
     modified_at: DateTime<Utc>,
 ) -> Result<HashMap<Uuid, Order>> {
     let changes: Vec<RefundStateChange> = planned
@@ -453,8 +531,14 @@ async fn orders_with_events(
     if changes.is_empty() {
         return Ok(HashMap::new());
     }
+    if let Some(foreseen) = foreseen.filter(|foreseen| foreseen.covers(&changes)) {
+        return foreseen.as_changed(&changes);
+    }
+    let started = Instant::now();
     let mut other = second_connection(state, true);
-    orders::service::orders_as_changed(conn, other.as_deref_mut(), &changes).await
+    let orders = orders::service::orders_as_changed(conn, other.as_deref_mut(), &changes).await;
+    record_stage("order", started);
+    orders
 }
 
 /// The events a planned refund sends, as the one-by-one create writes them: the refund's

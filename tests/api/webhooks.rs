@@ -1495,3 +1495,46 @@ async fn next_payload(listener: &mut sqlx::postgres::PgListener) -> String {
         .payload()
         .to_owned()
 }
+
+/// A batch of an organization whose endpoints wanted order events when its orders were last
+/// read reads Polar's `Order` beside its read of the orders, not after it: each order event
+/// still shows the order as its refund left it, as the API shows it afterwards.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn a_batch_foresees_the_orders_of_its_order_events(pool: PgPool) {
+    let app = spawn_webhook_app(pool, true).await;
+    let receiver = Receiver::start(vec![]).await;
+    let org = app.organization("Foreseen").await;
+    let token = app
+        .org_token(org.id, &["orders:read", "refunds:write", "webhooks:write"])
+        .await;
+    create_endpoint(&app, &token, &receiver.url, &REFUND_EVENTS).await;
+    let read_after = r#"stage="order""#;
+    let count = "refunds_batch_stage_duration_seconds_count";
+
+    let mut shown = Vec::new();
+    for (round, (net, tax, refunded)) in [(1000, 250, 400), (2000, 0, 2000)].iter().enumerate() {
+        let order_id = app.order(org.id, *net, *tax).await;
+        app.refund(&token, order_id, *refunded).await;
+        let order = app
+            .request(
+                Method::GET,
+                &format!("/v1/orders/{order_id}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(order.status, StatusCode::OK, "{}", order.text);
+        shown.push(order.json());
+        // The first batch learns that the organization wants order events and reads its
+        // `Order` after its orders; the second reads it beside them.
+        assert_eq!(app.metric(count, read_after).await, 1.0, "round {round}");
+    }
+
+    let received = receiver.wait_for(6).await;
+    for (refund, order) in received.chunks(3).zip(&shown) {
+        assert_eq!(refund[1].json()["type"], "order.updated");
+        assert_eq!(refund[1].json()["data"], *order);
+        assert_eq!(refund[2].json()["data"], *order);
+    }
+    assert_eq!(shown[1]["status"], "refunded");
+}

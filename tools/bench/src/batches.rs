@@ -16,6 +16,7 @@ pub struct Totals {
     creates: f64,
     wait: Stage,
     read: Stage,
+    order: Stage,
     write: Stage,
 }
 
@@ -31,6 +32,8 @@ pub struct BatchStages {
     pub creates_per_batch: f64,
     pub wait_ms: f64,
     pub read_ms: f64,
+    /// Over the batches that read Polar's `Order` (those that send order events).
+    pub order_ms: Option<f64>,
     pub write_ms: f64,
 }
 
@@ -60,6 +63,7 @@ impl Totals {
             creates: value("refunds_batch_creates_sum", ""),
             wait: stage("wait"),
             read: stage("read"),
+            order: stage("order"),
             write: stage("write"),
         })
     }
@@ -73,6 +77,8 @@ impl Totals {
                 / (self.batches - before.batches).max(1.0),
             wait_ms: mean_ms(self.wait, before.wait),
             read_ms: mean_ms(self.read, before.read),
+            order_ms: (self.order.count > before.order.count)
+                .then(|| mean_ms(self.order, before.order)),
             write_ms: mean_ms(self.write, before.write),
         }
     }

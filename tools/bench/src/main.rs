@@ -694,8 +694,12 @@ async fn measure_create(
         result.errors,
         create.machine_busy * 100.0
     );
+    let order = match batches.order_ms {
+        Some(ms) => format!(", reads Polar's Order for {ms:.2} ms"),
+        None => String::new(),
+    };
     eprintln!(
-        "    batches of {:.1} creates: a create waits {:.2} ms for its batch; a batch reads for {:.2} ms, writes for {:.2} ms",
+        "    batches of {:.1} creates: a create waits {:.2} ms for its batch; a batch reads for {:.2} ms{order}, writes for {:.2} ms",
         batches.creates_per_batch, batches.wait_ms, batches.read_ms, batches.write_ms
     );
     if result.errors > 0 {
