@@ -693,19 +693,25 @@ impl OrdersRead {
         })
     }
 
-    /// Polar's `Order` of each order read, as its change in `changes` (if any) leaves it.
-    pub fn as_changed(mut self, changes: &[RefundStateChange]) -> Result<HashMap<Uuid, Order>> {
-        for record in &mut self.records {
-            if let Some(change) = changes.iter().find(|change| change.order_id == record.id) {
+    /// Polar's `Order` of each order read that `changes` change, as its change leaves it.
+    /// The other orders read are left out: an `Order` as it was before a change is no
+    /// event's data.
+    pub fn as_changed(self, changes: &[RefundStateChange]) -> Result<HashMap<Uuid, Order>> {
+        let records = self
+            .records
+            .into_iter()
+            .filter_map(|mut record| {
+                let change = changes.iter().find(|change| change.order_id == record.id)?;
                 record.status = change.status;
                 record.refunded_amount = change.amounts.refunded_amount;
                 record.refunded_tax_amount = change.amounts.refunded_tax_amount;
                 record.pending_amount = change.amounts.pending_amount;
                 record.pending_tax_amount = change.amounts.pending_tax_amount;
                 record.modified_at = Some(change.modified_at);
-            }
-        }
-        let orders = join_items(self.records, self.items)?;
+                Some(record)
+            })
+            .collect();
+        let orders = join_items(records, self.items)?;
         Ok(orders.into_iter().map(|order| (order.id, order)).collect())
     }
 }

@@ -84,10 +84,20 @@ struct Foresight {
     order_events: Mutex<HashSet<Uuid>>,
 }
 
+/// Organizations a `Foresight` remembers at most; it forgets them all beyond, a guess being
+/// as good as none.
+const FORESIGHT_CAPACITY: usize = 10_000;
+
 impl Foresight {
-    fn wants_order_events(&self, organization_ids: &[Uuid]) -> bool {
+    /// The (order, organization) pairs of the creates whose caller's organizations include
+    /// one that wanted order events.
+    fn pairs_wanting_order_events(&self, batch: &[Waiting]) -> (Vec<Uuid>, Vec<Uuid>) {
         let known = self.lock();
-        organization_ids.iter().any(|id| known.contains(id))
+        batch
+            .iter()
+            .filter(|waiting| waiting.organization_ids.iter().any(|id| known.contains(id)))
+            .flat_map(Waiting::pairs)
+            .unzip()
     }
 
     /// Learns which of the organizations of the orders read want order events.
@@ -98,13 +108,17 @@ impl Foresight {
     ) {
         let mut known = self.lock();
         for organization_id in organizations_read {
-            match subscribed
+            if !subscribed
                 .get(&organization_id)
                 .is_some_and(|types| types.order)
             {
-                true => known.insert(organization_id),
-                false => known.remove(&organization_id),
-            };
+                known.remove(&organization_id);
+                continue;
+            }
+            if known.len() >= FORESIGHT_CAPACITY {
+                known.clear();
+            }
+            known.insert(organization_id);
         }
     }
 
@@ -126,6 +140,15 @@ struct Waiting {
 }
 
 impl Waiting {
+    /// The (order, organization) pairs the batch reads the order by: the order may belong
+    /// to any of the caller's organizations.
+    fn pairs(&self) -> impl Iterator<Item = (Uuid, Uuid)> + '_ {
+        let order_id = self.input.order_id;
+        self.organization_ids
+            .iter()
+            .map(move |org| (order_id, *org))
+    }
+
     fn decline(self) {
         metrics::counter!("refunds_batched_total", "outcome" => "declined").increment(1);
         // The create was abandoned (its client hung up) when nobody listens: nothing was
@@ -301,24 +324,16 @@ async fn write(
     batch: Vec<Waiting>,
     planned: &mut Vec<Planned>,
 ) -> Result<HashSet<Uuid>> {
-    let pairs = |waiting: &Waiting| {
-        let order_id = waiting.input.order_id;
-        let organization_ids = waiting.organization_ids.clone();
-        organization_ids.into_iter().map(move |org| (order_id, org))
-    };
     let (order_ids, organization_ids): (Vec<Uuid>, Vec<Uuid>) =
-        batch.iter().flat_map(pairs).unzip();
-    let (foreseen_order_ids, foreseen_organization_ids): (Vec<Uuid>, Vec<Uuid>) = batch
-        .iter()
-        .filter(|waiting| foresight.wants_order_events(&waiting.organization_ids))
-        .flat_map(pairs)
-        .unzip();
+        batch.iter().flat_map(Waiting::pairs).unzip();
+    let (foreseen_order_ids, foreseen_organization_ids) =
+        foresight.pairs_wanting_order_events(&batch);
     let read_started = Instant::now();
     let read =
         orders_repo::read_for_refunds(&mut *conn, &order_ids, &organization_ids, &CREATE_EVENTS);
     // The keys and the `Order`s foreseen are read beside the orders, on other connections
-    // when they are free (given back once read); the keys on this one after the orders
-    // otherwise.
+    // when they are idle (given back once read). Without one, the keys are read on this
+    // connection after the orders, and the `Order`s are not foreseen.
     let (read, keys_beside, foreseen) = {
         let keyed = batch.iter().any(|waiting| waiting.keyed.is_some());
         let mut keys_conn = second_connection(state, keyed);
@@ -331,12 +346,18 @@ async fn write(
                 Some(keys_used_before(other, &batch).await)
             },
             async {
-                let other = orders_conn.as_deref_mut()?;
-                let beside = lines_conn.as_deref_mut();
-                let orders = &foreseen_order_ids;
-                let organizations = &foreseen_organization_ids;
-                let read = orders::service::read_orders(other, beside, orders, organizations);
-                read.await.ok()
+                let orders_conn = orders_conn.as_deref_mut()?;
+                let read = orders::service::read_orders(
+                    orders_conn,
+                    lines_conn.as_deref_mut(),
+                    &foreseen_order_ids,
+                    &foreseen_organization_ids,
+                );
+                read.await
+                    .inspect_err(|error| {
+                        tracing::debug!(%error, "reading the foreseen orders failed; reading them after");
+                    })
+                    .ok()
             },
         )
     };

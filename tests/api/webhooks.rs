@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 /// A processor outside the process, settling refunds after the create committed: 100
 /// succeeds, 7 fails.
@@ -1501,7 +1501,10 @@ async fn next_payload(listener: &mut sqlx::postgres::PgListener) -> String {
 /// still shows the order as its refund left it, as the API shows it afterwards.
 #[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
 async fn a_batch_foresees_the_orders_of_its_order_events(pool: PgPool) {
-    let app = spawn_webhook_app(pool, true).await;
+    let app = spawn_webhook_app(pool.clone(), true).await;
+    // The `Order`s are foreseen only on connections the pool holds idle.
+    let opened = futures::future::join_all((0..4).map(|_| pool.acquire())).await;
+    drop(opened);
     let receiver = Receiver::start(vec![]).await;
     let org = app.organization("Foreseen").await;
     let token = app
@@ -1528,6 +1531,8 @@ async fn a_batch_foresees_the_orders_of_its_order_events(pool: PgPool) {
         // The first batch learns that the organization wants order events and reads its
         // `Order` after its orders; the second reads it beside them.
         assert_eq!(app.metric(count, read_after).await, 1.0, "round {round}");
+        // The worker gives its connections back once it has delivered.
+        receiver.wait_for(3 * (round + 1)).await;
     }
 
     let received = receiver.wait_for(6).await;
@@ -1537,4 +1542,48 @@ async fn a_batch_foresees_the_orders_of_its_order_events(pool: PgPool) {
         assert_eq!(refund[2].json()["data"], *order);
     }
     assert_eq!(shown[1]["status"], "refunded");
+}
+
+/// An order read beside a batch's orders that no refund of the batch changes (its
+/// organization no longer wants order events, or it belongs to another organization of the
+/// caller) is no event's data: only the orders changed are shown, as their changes leave
+/// them.
+#[sqlx::test(migrator = "refunds_server::app::MIGRATOR")]
+async fn only_the_orders_changed_are_shown_of_those_read(pool: PgPool) {
+    use refunds_server::domain::{OrderAmounts, OrderStatus};
+    use refunds_server::orders::service::{RefundStateChange, read_orders};
+
+    let app = spawn_app(pool.clone()).await;
+    let org = app.organization("Two orders").await;
+    let (changed, unchanged) = (
+        app.order(org.id, 1000, 0).await,
+        app.order(org.id, 800, 0).await,
+    );
+    let mut conn = pool.acquire().await.unwrap();
+    let read = read_orders(&mut conn, None, &[changed, unchanged], &[org.id, org.id])
+        .await
+        .unwrap();
+    let modified_at = chrono::Utc::now();
+    let amounts = OrderAmounts {
+        net_amount: 1000,
+        tax_amount: 0,
+        applied_balance_amount: 0,
+        refunded_amount: 300,
+        refunded_tax_amount: 0,
+        pending_amount: 0,
+        pending_tax_amount: 0,
+    };
+    let change = RefundStateChange {
+        order_id: changed,
+        organization_id: org.id,
+        status: OrderStatus::PartiallyRefunded,
+        amounts,
+        modified_at,
+    };
+    assert!(read.covers(std::slice::from_ref(&change)));
+    let shown = read.as_changed(&[change]).unwrap();
+    assert_eq!(shown.keys().collect::<Vec<_>>(), [&changed]);
+    let order = serde_json::to_value(&shown[&changed]).unwrap();
+    assert_eq!(order["refunded_amount"], 300);
+    assert_eq!(order["status"], "partially_refunded");
 }
