@@ -58,8 +58,8 @@ const CREATE_EVENTS: [&str; 3] = [REFUND_CREATED, ORDER_UPDATED, ORDER_REFUNDED]
 /// Where a batch's time goes, by `stage`: `wait`, each create's from its queueing to the
 /// start of its batch; `read`, the batch's read of its orders (with its keys, and the
 /// `Order`s it foresaw it would send in order events); `order`, its read of Polar's `Order`
-/// for order events after that, when it did not foresee them; `write`, its statement, commit
-/// included.
+/// for order events after that, when it did not read them beside; `write`, its statement,
+/// commit included.
 pub const BATCH_STAGE_SECONDS: &str = "refunds_batch_stage_duration_seconds";
 
 /// What became of a create handed to the batcher.

@@ -32,7 +32,7 @@ pub struct BatchStages {
     pub creates_per_batch: f64,
     pub wait_ms: f64,
     pub read_ms: f64,
-    /// Over the batches that read Polar's `Order` (those that send order events).
+    /// Over the batches that read Polar's `Order` after their orders, if any did.
     pub order_ms: Option<f64>,
     pub write_ms: f64,
 }
