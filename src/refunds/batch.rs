@@ -692,3 +692,51 @@ fn refund_state(order: &OrderState) -> OrderRefundState {
         pending_tax_amount: order.amounts.pending_tax_amount,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wanting(order: bool) -> Subscribed {
+        Subscribed {
+            refund: true,
+            order,
+        }
+    }
+
+    #[test]
+    fn foresight_forgets_an_organization_that_no_longer_wants_order_events() {
+        let foresight = Foresight::default();
+        let (orders, refunds_only) = (Uuid::new_v4(), Uuid::new_v4());
+        let subscribed = HashMap::from([(orders, wanting(true)), (refunds_only, wanting(false))]);
+        foresight.learn([orders, refunds_only].into_iter(), &subscribed);
+        assert_eq!(*foresight.lock(), HashSet::from([orders]));
+
+        // Its endpoints now want refund events only, or none at all.
+        let unsubscribed = HashMap::from([(orders, wanting(false))]);
+        foresight.learn([orders].into_iter(), &unsubscribed);
+        assert!(foresight.lock().is_empty());
+        foresight.learn([orders].into_iter(), &subscribed);
+        foresight.learn([orders].into_iter(), &HashMap::new());
+        assert!(foresight.lock().is_empty());
+    }
+
+    #[test]
+    fn foresight_starts_afresh_beyond_its_capacity() {
+        let foresight = Foresight::default();
+        let organizations: Vec<Uuid> = (0..=FORESIGHT_CAPACITY).map(|_| Uuid::new_v4()).collect();
+        let subscribed: HashMap<Uuid, Subscribed> = organizations
+            .iter()
+            .map(|id| (*id, wanting(true)))
+            .collect();
+        foresight.learn(
+            organizations[..FORESIGHT_CAPACITY].iter().copied(),
+            &subscribed,
+        );
+        assert_eq!(foresight.lock().len(), FORESIGHT_CAPACITY);
+
+        let last = organizations[FORESIGHT_CAPACITY];
+        foresight.learn([last].into_iter(), &subscribed);
+        assert_eq!(*foresight.lock(), HashSet::from([last]));
+    }
+}
